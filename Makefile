@@ -1,0 +1,41 @@
+# serving_layer/Makefile
+#
+# PGXS build of the serving_layer extension.  Tests are discovered from the
+# tree: every sql/*.sql is a pg_regress test, every test/specs/*.spec an
+# isolation test, every test/t/*.pl a TAP test.  Run them against a running
+# server with "make installcheck", or everything on a throwaway cluster with
+# test/run-tests.sh (see README.md).
+
+MODULE_big = serving_layer
+OBJS = \
+	$(WIN32RES) \
+	src/build.o \
+	src/catalog.o \
+	src/entry.o \
+	src/history.o \
+	src/merge_plan.o \
+	src/merge_sql.o \
+	src/pick_agg.o \
+	src/refresh.o \
+	src/swap.o \
+	src/target.o
+
+EXTENSION = serving_layer
+DATA = $(wildcard serving_layer--*.sql)
+PGFILEDESC = "serving_layer - batch and speed layers merged into a serving table"
+
+REGRESS = $(sort $(basename $(notdir $(wildcard $(srcdir)/sql/*.sql))))
+REGRESS_OPTS = --inputdir=$(srcdir)
+
+ISOLATION = $(sort $(basename $(notdir $(wildcard $(srcdir)/test/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=$(srcdir)/test --outputdir=output_iso
+
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+PG_CPPFLAGS = -I$(srcdir)/src
+EXTRA_CLEAN = output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,393 @@
+/*-------------------------------------------------------------------------
+ *
+ * build.c
+ *	  Build the serving table's new contents beside it: a new heap with the
+ *	  same columns, filled with the merge query's rows, and a copy of each
+ *	  of the serving table's indexes built on it.
+ *
+ * The new heap is made with make_new_heap(), as REFRESH MATERIALIZED VIEW
+ * and CLUSTER do, so it has the serving table's exact tuple descriptor
+ * (dropped columns included), persistence, access method and options.  The
+ * merge query runs through SPI with a DestReceiver of ours instead of as
+ * INSERT ... SELECT, for three reasons SPI alone cannot serve:
+ *	  - tuples are inserted frozen (TABLE_INSERT_FROZEN), which is valid for
+ *		a relation created in this transaction and lets transactions whose
+ *		snapshots predate the swap see the new contents instead of an empty
+ *		table, as REFRESH MATERIALIZED VIEW does;
+ *	  - rows go in through table_multi_insert() with a bulk-insert state, the
+ *		fastest path the table AM offers (it is what COPY uses);
+ *	  - TOAST pointers are written against the serving table's own TOAST
+ *		table (rd_toastoid, as CLUSTER does), so the swap can exchange TOAST
+ *		storage by content and nothing has to be rewritten afterwards.
+ * Only the serving table's SHARE UPDATE EXCLUSIVE lock is held meanwhile:
+ * readers and writers of the serving table are not blocked by the build.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "commands/cluster.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/params.h"
+#include "tcop/dest.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "serving_layer.h"
+
+/* flush buffered rows after this many, or this many bytes, like COPY */
+#define FILL_MAX_ROWS	1000
+#define FILL_MAX_BYTES	(64 * 1024)
+
+/*
+ * The receiver that fills the new heap.  The query's output is the data
+ * columns in batch column order, then the count of input rows and the count
+ * of speed rows of the group.
+ */
+typedef struct FillReceiver
+{
+	DestReceiver pub;
+	Relation	rel;
+	int			ndata;			/* data columns in the query's output */
+	AttrNumber *attmap;			/* per heap attribute: query column or 0 */
+	CommandId	cid;
+	int			options;
+	BulkInsertState bistate;
+	MemoryContext cxt;
+	TupleTableSlot *slots[FILL_MAX_ROWS];
+	int			nslots;
+	int			nbuffered;
+	Size		nbytes;
+	int64		output_rows;
+	int64		input_rows;
+	int64		speed_rows;
+} FillReceiver;
+
+/*
+ * sl_elapsed_ms
+ *		Milliseconds since start, for the verbose progress lines.
+ */
+double
+sl_elapsed_ms(instr_time start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return INSTR_TIME_GET_MILLISEC(now);
+}
+
+/*
+ * fill_startup
+ *		Check that the query's columns are the heap's live columns, with the
+ *		same types, followed by the two counts.
+ */
+static void
+fill_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	FillReceiver *fr = (FillReceiver *) self;
+	TupleDesc	desc = RelationGetDescr(fr->rel);
+
+	if (typeinfo->natts != fr->ndata + 2)
+		elog(ERROR, "merge query returned %d columns, expected %d",
+			 typeinfo->natts, fr->ndata + 2);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Form_pg_attribute src;
+
+		if (fr->attmap[i] == 0)
+			continue;
+		src = TupleDescAttr(typeinfo, fr->attmap[i] - 1);
+		/* domains arrive as their base type from polymorphic functions */
+		if (getBaseType(src->atttypid) != getBaseType(att->atttypid))
+			elog(ERROR, "merge query column %d has type %s, expected %s",
+				 fr->attmap[i], format_type_be(src->atttypid),
+				 format_type_be(att->atttypid));
+	}
+}
+
+/*
+ * fill_flush
+ *		Insert the buffered rows.
+ */
+static void
+fill_flush(FillReceiver *fr)
+{
+	if (fr->nbuffered == 0)
+		return;
+	table_multi_insert(fr->rel, fr->slots, fr->nbuffered, fr->cid,
+					   fr->options, fr->bistate);
+	for (int i = 0; i < fr->nbuffered; i++)
+		ExecClearTuple(fr->slots[i]);
+	fr->nbuffered = 0;
+	fr->nbytes = 0;
+}
+
+/*
+ * fill_receive
+ *		Copy one output row into a buffered slot of the heap's type.
+ */
+static bool
+fill_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	FillReceiver *fr = (FillReceiver *) self;
+	TupleDesc	desc = RelationGetDescr(fr->rel);
+	TupleTableSlot *dst;
+	MemoryContext oldcxt;
+
+	slot_getallattrs(slot);
+
+	if (fr->nbuffered == fr->nslots)
+	{
+		oldcxt = MemoryContextSwitchTo(fr->cxt);
+		fr->slots[fr->nslots++] = table_slot_create(fr->rel, NULL);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	dst = fr->slots[fr->nbuffered];
+	ExecClearTuple(dst);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		AttrNumber	src = fr->attmap[i];
+
+		if (src == 0)
+		{
+			dst->tts_values[i] = (Datum) 0;
+			dst->tts_isnull[i] = true;
+		}
+		else
+		{
+			dst->tts_values[i] = slot->tts_values[src - 1];
+			dst->tts_isnull[i] = slot->tts_isnull[src - 1];
+		}
+	}
+	ExecStoreVirtualTuple(dst);
+	/* forms the heap tuple in the slot's own memory */
+	ExecMaterializeSlot(dst);
+
+	fr->input_rows += DatumGetInt64(slot->tts_values[fr->ndata]);
+	fr->speed_rows += DatumGetInt64(slot->tts_values[fr->ndata + 1]);
+	fr->output_rows++;
+	fr->nbuffered++;
+	fr->nbytes += ExecFetchSlotHeapTuple(dst, false, NULL)->t_len;
+	if (fr->nbuffered >= FILL_MAX_ROWS || fr->nbytes >= FILL_MAX_BYTES)
+		fill_flush(fr);
+	return true;
+}
+
+/*
+ * fill_shutdown
+ *		Insert what is left.
+ */
+static void
+fill_shutdown(DestReceiver *self)
+{
+	fill_flush((FillReceiver *) self);
+}
+
+static void
+fill_destroy(DestReceiver *self)
+{
+}
+
+/*
+ * fill_new_heap
+ *		Run the merge query into the new heap.
+ */
+static void
+fill_new_heap(const MergePlan *plan, Relation newrel, BuildResult *result)
+{
+	FillReceiver *fr = palloc0(sizeof(FillReceiver));
+	TupleDesc	desc = RelationGetDescr(newrel);
+	SPIExecuteOptions options;
+	ParamListInfo params;
+	int			nparams;
+	Oid		   *paramtypes;
+	Datum	   *paramvalues;
+	char	   *sql;
+	int			live = 0;
+	int			rc;
+
+	sql = merge_sql_select(plan, &nparams, &paramtypes, &paramvalues);
+	params = makeParamList(nparams);
+	for (int i = 0; i < nparams; i++)
+	{
+		params->params[i].value = paramvalues[i];
+		params->params[i].isnull = false;
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = paramtypes[i];
+	}
+
+	fr->pub.receiveSlot = fill_receive;
+	fr->pub.rStartup = fill_startup;
+	fr->pub.rShutdown = fill_shutdown;
+	fr->pub.rDestroy = fill_destroy;
+	fr->pub.mydest = DestNone;
+	fr->rel = newrel;
+	fr->ndata = plan->ncolumns;
+	fr->attmap = palloc0(sizeof(AttrNumber) * desc->natts);
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			fr->attmap[i] = ++live;
+	fr->cid = GetCurrentCommandId(true);
+	fr->options = TABLE_INSERT_SKIP_FSM | TABLE_INSERT_FROZEN;
+	fr->bistate = GetBulkInsertState();
+	fr->cxt = AllocSetContextCreate(CurrentMemoryContext,
+									"serving_layer fill",
+									ALLOCSET_DEFAULT_SIZES);
+
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = false;
+	options.dest = (DestReceiver *) fr;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_extended(sql, &options);
+	/* SPI reports a query sent to a receiver of ours as a utility command */
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
+		elog(ERROR, "merge query failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+
+	for (int i = 0; i < fr->nslots; i++)
+		ExecDropSingleTupleTableSlot(fr->slots[i]);
+	FreeBulkInsertState(fr->bistate);
+	table_finish_bulk_insert(newrel, fr->options);
+	MemoryContextDelete(fr->cxt);
+
+	result->output_rows = fr->output_rows;
+	result->speed_rows = fr->speed_rows;
+	result->batch_rows = fr->input_rows - fr->speed_rows;
+}
+
+/*
+ * build_indexes
+ *		Give the new heap a copy of each of the serving table's indexes,
+ *		built on the new contents, and remember the pairs for the swap.
+ *
+ * index_concurrently_create_copy() makes the catalog entry from the old
+ * index's definition (columns, expressions, predicate, opclasses, options)
+ * without building it; index_build() then builds it in bulk, in parallel
+ * where the settings allow.  Only the storage of the copy is kept: the swap
+ * moves it under the old index, whose catalog entry, name and constraints
+ * stay.
+ */
+static void
+build_indexes(Relation oldrel, Relation newrel, BuildResult *result)
+{
+	List	   *indexes = RelationGetIndexList(oldrel);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Oid			oldidx = lfirst_oid(lc);
+		Oid			newidx;
+		Relation	idxrel;
+		char	   *name;
+
+		CHECK_FOR_INTERRUPTS();
+		name = psprintf("pg_temp_%u_%u", RelationGetRelid(newrel), oldidx);
+		newidx = index_concurrently_create_copy(newrel, oldidx,
+												get_rel_tablespace(oldidx),
+												name);
+		CommandCounterIncrement();
+		idxrel = index_open(newidx, AccessExclusiveLock);
+		index_build(newrel, idxrel, BuildIndexInfo(idxrel), false, true);
+		index_close(idxrel, NoLock);
+		CommandCounterIncrement();
+
+		result->index_pairs = lappend_oid(result->index_pairs, oldidx);
+		result->index_pairs = lappend_oid(result->index_pairs, newidx);
+	}
+}
+
+/*
+ * build_new_contents
+ *		Create, fill and index the new heap of a serving table.
+ *
+ * The caller holds SHARE UPDATE EXCLUSIVE on the serving table.  The work
+ * runs as the serving table's owner in a security-restricted operation with
+ * search_path pinned to pg_catalog, as REFRESH MATERIALIZED VIEW runs its
+ * query: a superuser refreshing another role's table runs none of that
+ * role's code with superuser rights.
+ */
+BuildResult *
+build_new_contents(const MergePlan *plan, Oid target_relid,
+				   const char *display)
+{
+	BuildResult *result = palloc0(sizeof(BuildResult));
+	Relation	oldrel = table_open(target_relid, NoLock);
+	Relation	newrel;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	instr_time	start;
+
+	result->target_relid = target_relid;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(oldrel->rd_rel->relowner,
+						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+
+	INSTR_TIME_SET_CURRENT(start);
+	result->new_relid = make_new_heap(target_relid,
+									  oldrel->rd_rel->reltablespace,
+									  oldrel->rd_rel->relam,
+									  oldrel->rd_rel->relpersistence,
+									  NoLock);
+	newrel = table_open(result->new_relid, NoLock);
+
+	/*
+	 * Write TOAST pointers for the serving table's TOAST relation, so that
+	 * the swap can exchange TOAST storage by content.
+	 */
+	if (OidIsValid(newrel->rd_rel->reltoastrelid))
+	{
+		if (!OidIsValid(oldrel->rd_rel->reltoastrelid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("serving table \"%s\" has no TOAST table",
+							RelationGetRelationName(oldrel)),
+					 errhint("Rewrite it once with VACUUM FULL.")));
+		newrel->rd_toastoid = oldrel->rd_rel->reltoastrelid;
+	}
+
+	fill_new_heap(plan, newrel, result);
+	newrel->rd_toastoid = InvalidOid;
+	if (sl_verbose)
+		ereport(INFO,
+				(errmsg("refresh of %s: built %lld rows from %lld batch and %lld speed rows in %.1f ms",
+						display, (long long) result->output_rows,
+						(long long) result->batch_rows,
+						(long long) result->speed_rows,
+						sl_elapsed_ms(start))));
+
+	INSTR_TIME_SET_CURRENT(start);
+	build_indexes(oldrel, newrel, result);
+	if (sl_verbose)
+		ereport(INFO,
+				(errmsg("refresh of %s: built %d indexes in %.1f ms",
+						display, list_length(result->index_pairs) / 2,
+						sl_elapsed_ms(start))));
+
+	table_close(newrel, NoLock);
+	table_close(oldrel, NoLock);
+
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return result;
+}

@@ -1,0 +1,398 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  The definition catalog (serving_layer_config) and the privilege rules
+ *	  around it.
+ *
+ * Users can read the catalog but not write it: serving_layer_define() and
+ * serving_layer_forget() check that the caller owns the serving table (or,
+ * while the table does not exist yet, defined it), then write the row as
+ * the catalog's owner, the way pg_cron's job functions act on cron.job.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_extension.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "catalog/pg_class.h"
+
+#include "serving_layer.h"
+
+#define CONFIG_COLUMNS \
+	"target, batch, speed, key, merge, speed_columns, definer, " \
+	"target_schema, target_name"
+
+/*
+ * sl_extension_schema
+ *		The schema serving_layer is installed in.
+ */
+Oid
+sl_extension_schema(void)
+{
+	Oid			extoid = get_extension_oid("serving_layer", true);
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			nspid = InvalidOid;
+
+	if (!OidIsValid(extoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"serving_layer\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION serving_layer.")));
+
+	/* PostgreSQL 15 does not export get_extension_schema() */
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nspid = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(nspid))
+		elog(ERROR, "could not find the schema of extension serving_layer");
+	return nspid;
+}
+
+/*
+ * sl_qualified
+ *		One of the extension's relations, schema-qualified and quoted.
+ */
+char *
+sl_qualified(const char *relname)
+{
+	return quote_qualified_identifier(get_namespace_name(sl_extension_schema()),
+									  relname);
+}
+
+/*
+ * sl_relation_owner
+ *		The owner of a relation.
+ */
+Oid
+sl_relation_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * text_list_to_array / array_to_text_list
+ *		Between a List of C strings and a text[] Datum.
+ */
+static Datum
+text_list_to_array(List *list)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(list), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, list)
+		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
+static List *
+array_to_text_list(Datum arr)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *result = NIL;
+
+	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		result = lappend(result, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
+	return result;
+}
+
+/*
+ * definition_from_tuple
+ *		Build a Definition (in the current memory context) from a catalog
+ *		row selected with CONFIG_COLUMNS.
+ */
+static Definition *
+definition_from_tuple(HeapTuple tup, TupleDesc desc)
+{
+	Definition *def = palloc0(sizeof(Definition));
+	bool		isnull;
+
+	def->target = palloc0(sizeof(TargetName));
+	def->target->display = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+	def->batch = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	def->speed = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+	def->key = array_to_text_list(SPI_getbinval(tup, desc, 4, &isnull));
+	def->key_given = true;
+	def->merge = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 5, &isnull));
+	def->speed_columns = array_to_text_list(SPI_getbinval(tup, desc, 6, &isnull));
+	def->speed_columns_given = true;
+	def->definer = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
+	def->target->schema = pstrdup(NameStr(*DatumGetName(SPI_getbinval(tup, desc, 8, &isnull))));
+	def->target->name = pstrdup(NameStr(*DatumGetName(SPI_getbinval(tup, desc, 9, &isnull))));
+	def->from_catalog = true;
+	return def;
+}
+
+/*
+ * catalog_query
+ *		Run a read-only query on the catalog and return its rows as
+ *		Definitions allocated in the caller's memory context.
+ */
+static List *
+catalog_query(const char *where, int nargs, Oid *argtypes, Datum *values)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	List	   *result = NIL;
+	char	   *sql;
+	int			rc;
+
+	sql = psprintf("SELECT " CONFIG_COLUMNS " FROM %s %s",
+				   sl_qualified("serving_layer_config"), where);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading serving_layer_config failed: %s",
+			 SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext spicxt = MemoryContextSwitchTo(outer);
+
+		result = lappend(result,
+						 definition_from_tuple(SPI_tuptable->vals[i],
+											   SPI_tuptable->tupdesc));
+		MemoryContextSwitchTo(spicxt);
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
+ * catalog_lookup
+ *		The stored definition of a target, or NULL.
+ */
+Definition *
+catalog_lookup(const TargetName *target)
+{
+	Oid			argtypes[2] = {NAMEOID, NAMEOID};
+	Datum		values[2];
+	List	   *defs;
+
+	values[0] = CStringGetDatum(target->schema);
+	values[1] = CStringGetDatum(target->name);
+	/* name parameters are passed as C strings padded by the input function */
+	values[0] = DirectFunctionCall1(namein, values[0]);
+	values[1] = DirectFunctionCall1(namein, values[1]);
+	defs = catalog_query("WHERE target_schema OPERATOR(pg_catalog.=) $1"
+						 " AND target_name OPERATOR(pg_catalog.=) $2",
+						 2, argtypes, values);
+	return defs == NIL ? NULL : linitial(defs);
+}
+
+/*
+ * catalog_list
+ *		Every stored definition, in target order.
+ */
+List *
+catalog_list(void)
+{
+	return catalog_query("ORDER BY target, target_schema, target_name",
+						 0, NULL, NULL);
+}
+
+/*
+ * catalog_write
+ *		Run one statement that changes the catalog, as the catalog's owner.
+ */
+static void
+catalog_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
+			  int expected)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	Oid			owner;
+	int			rc;
+
+	owner = sl_relation_owner(get_relname_relid("serving_layer_config",
+												sl_extension_schema()));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, false, 0);
+	if (rc != expected)
+		elog(ERROR, "writing serving_layer_config failed: %s",
+			 SPI_result_code_string(rc));
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/*
+ * catalog_store
+ *		Insert or replace the definition of a target with the effective key,
+ *		merge and speed columns of its plan.
+ */
+void
+catalog_store(const Definition *def, const MergePlan *plan)
+{
+	Oid			argtypes[9] = {TEXTOID, NAMEOID, NAMEOID, REGCLASSOID,
+	REGCLASSOID, TEXTARRAYOID, JSONBOID, TEXTARRAYOID, REGROLEOID};
+	Datum		values[9];
+	char	   *sql;
+
+	values[0] = CStringGetTextDatum(def->target->display);
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(def->target->schema));
+	values[2] = DirectFunctionCall1(namein, CStringGetDatum(def->target->name));
+	values[3] = ObjectIdGetDatum(def->batch);
+	values[4] = ObjectIdGetDatum(def->speed);
+	values[5] = text_list_to_array(merge_plan_key_names(plan));
+	values[6] = JsonbPGetDatum(merge_plan_merge_json(plan));
+	values[7] = text_list_to_array(merge_plan_speed_names(plan));
+	values[8] = ObjectIdGetDatum(GetUserId());
+
+	sql = psprintf("INSERT INTO %s (" CONFIG_COLUMNS ")"
+				   " VALUES ($1, $4, $5, $6, $7, $8, $9, $2, $3)"
+				   " ON CONFLICT (target_schema, target_name) DO UPDATE SET"
+				   " target = excluded.target, batch = excluded.batch,"
+				   " speed = excluded.speed, key = excluded.key,"
+				   " merge = excluded.merge,"
+				   " speed_columns = excluded.speed_columns,"
+				   " definer = excluded.definer",
+				   sl_qualified("serving_layer_config"));
+	catalog_write(sql, 9, argtypes, values, SPI_OK_INSERT);
+}
+
+/*
+ * catalog_delete
+ *		Remove the definition of a target.
+ */
+void
+catalog_delete(const TargetName *target)
+{
+	Oid			argtypes[2] = {NAMEOID, NAMEOID};
+	Datum		values[2];
+
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(target->schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(target->name));
+	catalog_write(psprintf("DELETE FROM %s"
+						   " WHERE target_schema OPERATOR(pg_catalog.=) $1"
+						   " AND target_name OPERATOR(pg_catalog.=) $2",
+						   sl_qualified("serving_layer_config")),
+				  2, argtypes, values, SPI_OK_DELETE);
+}
+
+/*
+ * catalog_check_owner
+ *		Only the owner of the serving table may change or forget its
+ *		definition; while the table does not exist, the role that defined it.
+ */
+void
+catalog_check_owner(const Definition *def, const char *action)
+{
+	Oid			relid = target_relid(def->target);
+
+	if (OidIsValid(relid))
+	{
+		if (!pg_class_ownercheck(relid, GetUserId()))
+			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, def->target->name);
+		return;
+	}
+	if (!has_privs_of_role(GetUserId(), def->definer))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s the definition of \"%s\"",
+						action, def->target->name),
+				 errdetail("Its serving table does not exist yet, so only the role that defined it can %s it.",
+						   action)));
+}
+
+/*
+ * check_select
+ *		The current user must be able to read every column of a layer that
+ *		the merge uses.
+ */
+static void
+check_select(Oid relid, const MergePlan *plan, bool speed)
+{
+	Oid			userid = GetUserId();
+
+	if (pg_class_aclcheck(relid, userid, ACL_SELECT) == ACLCHECK_OK)
+		return;
+	for (int i = 0; i < plan->ncolumns; i++)
+	{
+		const char *name = speed ? plan->columns[i].speed_name : plan->columns[i].name;
+		AttrNumber	attnum = get_attnum(relid, name);
+
+		if (pg_attribute_aclcheck(relid, attnum, userid, ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV,
+						   get_relkind_objtype(get_rel_relkind(relid)),
+						   get_rel_name(relid));
+	}
+}
+
+/*
+ * check_layer_privileges
+ *		SELECT on the batch and speed tables.
+ */
+void
+check_layer_privileges(const MergePlan *plan)
+{
+	check_select(plan->batch, plan, false);
+	check_select(plan->speed, plan, true);
+}
+
+/*
+ * check_target_privileges
+ *		Ownership of the serving table where it exists (as REFRESH
+ *		MATERIALIZED VIEW requires), or CREATE on its schema where it does
+ *		not.
+ */
+void
+check_target_privileges(const TargetName *target)
+{
+	Oid			relid = target_relid(target);
+	Oid			nspid;
+
+	if (OidIsValid(relid))
+	{
+		if (!pg_class_ownercheck(relid, GetUserId()))
+			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, target->name);
+		return;
+	}
+	nspid = target_namespace(target);
+	if (!OidIsValid(nspid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_SCHEMA_NAME),
+				 errmsg("schema \"%s\" does not exist", target->schema)));
+	if (pg_namespace_aclcheck(nspid, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_SCHEMA, target->schema);
+}

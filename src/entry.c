@@ -1,0 +1,207 @@
+/*-------------------------------------------------------------------------
+ *
+ * entry.c
+ *	  The SQL-callable functions of serving_layer and its settings.
+ *
+ * Each function is a thin wrapper that reads its arguments and hands off to
+ * the file doing the work.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+
+#include "serving_layer.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(serving_layer_define);
+PG_FUNCTION_INFO_V1(serving_layer_refresh);
+PG_FUNCTION_INFO_V1(serving_layer_forget);
+
+int			sl_swap_lock_timeout = 100;
+int			sl_swap_max_wait = 60000;
+int			sl_if_running = IF_RUNNING_WAIT;
+bool		sl_verbose = false;
+
+static const struct config_enum_entry if_running_options[] = {
+	{"wait", IF_RUNNING_WAIT, false},
+	{"skip", IF_RUNNING_SKIP, false},
+	{NULL, 0, false}
+};
+
+void		_PG_init(void);
+
+/*
+ * _PG_init
+ *		Define the serving_layer.* settings.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("serving_layer.swap_lock_timeout",
+							"How long one attempt to take the swap lock may wait.",
+							"Readers arriving meanwhile wait behind the attempt, so this bounds their stall.",
+							&sl_swap_lock_timeout,
+							100, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("serving_layer.swap_max_wait",
+							"How long to keep retrying the swap lock before giving up.",
+							NULL,
+							&sl_swap_max_wait,
+							60000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomEnumVariable("serving_layer.if_running",
+							 "What a refresh does when another session is refreshing the same target.",
+							 "\"wait\" waits for it; \"skip\" returns at once with status \"skipped\".",
+							 &sl_if_running,
+							 IF_RUNNING_WAIT, if_running_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("serving_layer.verbose",
+							 "Report each phase of a refresh with rows and milliseconds.",
+							 NULL,
+							 &sl_verbose,
+							 false,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	MarkGUCPrefixReserved("serving_layer");
+}
+
+/*
+ * text_array_to_list
+ *		A text[] argument as a List of C strings (NULL for NULL elements).
+ */
+static List *
+text_array_to_list(ArrayType *arr)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *result = NIL;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		result = lappend(result, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
+	return result;
+}
+
+/*
+ * serving_layer_define(target text, batch regclass, speed regclass,
+ *						key text[], merge jsonb, speed_columns text[])
+ *		Create or replace the definition of a serving table.
+ */
+Datum
+serving_layer_define(PG_FUNCTION_ARGS)
+{
+	Definition	def;
+	Definition *existing;
+	MergePlan  *plan;
+	Oid			relid;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target, batch and speed must not be null")));
+
+	memset(&def, 0, sizeof(def));
+	def.target = target_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	def.batch = PG_GETARG_OID(1);
+	def.speed = PG_GETARG_OID(2);
+	if (!PG_ARGISNULL(3))
+	{
+		def.key = text_array_to_list(PG_GETARG_ARRAYTYPE_P(3));
+		def.key_given = true;
+	}
+	if (!PG_ARGISNULL(4))
+		def.merge = PG_GETARG_JSONB_P(4);
+	if (!PG_ARGISNULL(5))
+	{
+		def.speed_columns = text_array_to_list(PG_GETARG_ARRAYTYPE_P(5));
+		def.speed_columns_given = true;
+	}
+	def.definer = GetUserId();
+
+	existing = catalog_lookup(def.target);
+	if (existing != NULL)
+		catalog_check_owner(existing, "change");
+
+	plan = merge_plan_build(&def);
+	check_layer_privileges(plan);
+	check_target_privileges(def.target);
+	relid = target_relid(def.target);
+	if (OidIsValid(relid))
+	{
+		if (relid == def.batch || relid == def.speed)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("serving table \"%s\" cannot be its own batch or speed table",
+							def.target->name)));
+		merge_plan_check_target(plan, relid);
+	}
+	catalog_store(&def, plan);
+	PG_RETURN_VOID();
+}
+
+/*
+ * serving_layer_refresh(target text DEFAULT NULL)
+ *		Refresh one target, or all, and return a row per target.
+ */
+Datum
+serving_layer_refresh(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *outcomes;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	outcomes = refresh_targets(PG_ARGISNULL(0) ? NULL :
+							   text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	foreach(lc, outcomes)
+	{
+		RefreshOutcome *o = lfirst(lc);
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		values[0] = CStringGetTextDatum(o->target);
+		values[1] = Int64GetDatum(o->batch_rows);
+		values[2] = Int64GetDatum(o->speed_rows);
+		values[3] = Int64GetDatum(o->output_rows);
+		values[4] = CStringGetTextDatum(o->status);
+		for (int i = 1; i <= 3; i++)
+			nulls[i] = DatumGetInt64(values[i]) < 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * serving_layer_forget(target text)
+ *		Remove a definition; the serving table stays.
+ */
+Datum
+serving_layer_forget(PG_FUNCTION_ARGS)
+{
+	TargetName *target = target_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	Definition *def = catalog_lookup(target);
+
+	if (def == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("serving table \"%s\" has no definition",
+						target->name)));
+	catalog_check_owner(def, "forget");
+	catalog_delete(def->target);
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,73 @@
+/*-------------------------------------------------------------------------
+ *
+ * history.c
+ *	  Record refreshes in serving_layer_history.
+ *
+ * Users may read the history but not write it, so rows are inserted as the
+ * history table's owner (the extension's owner).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "serving_layer.h"
+
+/*
+ * history_record
+ *		Insert one history row in the current transaction.  Negative counts
+ *		are stored as NULL (a skipped refresh counts nothing).
+ */
+void
+history_record(const char *target, TimestampTz started_at, const char *status,
+			   int64 batch_rows, int64 speed_rows, int64 output_rows,
+			   const char *error)
+{
+	Oid			argtypes[8] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID,
+	INT8OID, INT8OID, INT8OID, TEXTOID};
+	Datum		values[8];
+	char		nulls[9] = "        ";
+	Oid			relid;
+	Oid			save_userid;
+	int			save_sec_context;
+	char	   *sql;
+	int			rc;
+
+	values[0] = CStringGetTextDatum(target);
+	values[1] = TimestampTzGetDatum(started_at);
+	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[3] = CStringGetTextDatum(status);
+	values[4] = Int64GetDatum(batch_rows);
+	values[5] = Int64GetDatum(speed_rows);
+	values[6] = Int64GetDatum(output_rows);
+	values[7] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	for (int i = 4; i < 7; i++)
+		if (DatumGetInt64(values[i]) < 0)
+			nulls[i] = 'n';
+	if (error == NULL)
+		nulls[7] = 'n';
+
+	sql = psprintf("INSERT INTO %s (target, started_at, finished_at, status,"
+				   " batch_rows, speed_rows, output_rows, error)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+				   sl_qualified("serving_layer_history"));
+	relid = get_relname_relid("serving_layer_history", sl_extension_schema());
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(sl_relation_owner(relid),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(sql, 8, argtypes, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "writing serving_layer_history failed: %s",
+			 SPI_result_code_string(rc));
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}

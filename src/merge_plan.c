@@ -1,0 +1,652 @@
+/*-------------------------------------------------------------------------
+ *
+ * merge_plan.c
+ *	  Validate a definition against the batch and speed tables and turn it
+ *	  into a merge plan: for each batch column, whether it is a key or a
+ *	  measure, how it is merged and which speed column feeds it.
+ *
+ * This is where the contract's defaults live (keys are the non-numeric
+ * columns, measures are summed, speed columns match by name, else by
+ * position) and where every definition error is raised, so that define
+ * and refresh report the same problems the same way.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_func.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+#include "utils/varlena.h"
+
+#include "serving_layer.h"
+
+/*
+ * is_numeric_type
+ *		The contract's numeric types (domains count by their base type).
+ */
+static bool
+is_numeric_type(Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case NUMERICOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * open_layer
+ *		Open a batch or speed relation for reading its columns, with an
+ *		error the user can act on when it is gone or is not a table.
+ */
+static Relation
+open_layer(Oid relid, const char *role)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("%s table with OID %u does not exist", role, relid),
+				 errhint("Define the serving table again with serving_layer_define().")));
+
+	switch (rel->rd_rel->relkind)
+	{
+		case RELKIND_RELATION:
+		case RELKIND_VIEW:
+		case RELKIND_MATVIEW:
+		case RELKIND_FOREIGN_TABLE:
+		case RELKIND_PARTITIONED_TABLE:
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("%s \"%s\" is not a table or view",
+							role, RelationGetRelationName(rel))));
+	}
+	return rel;
+}
+
+/*
+ * find_column
+ *		Index of a live column of the relation by name, or -1.
+ */
+static int
+find_column(TupleDesc desc, const char *name)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * live_columns
+ *		The relation's live attributes, in order.
+ */
+static List *
+live_columns(TupleDesc desc)
+{
+	List	   *result = NIL;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped)
+			result = lappend(result, att);
+	}
+	return result;
+}
+
+/*
+ * plan_keys
+ *		Mark the key columns: the given ones, or every non-numeric column.
+ */
+static void
+plan_keys(MergePlan *plan, const Definition *def, const char *batchname)
+{
+	ListCell   *lc;
+
+	if (def->key_given)
+	{
+		foreach(lc, def->key)
+		{
+			char	   *name = lfirst(lc);
+			bool		found = false;
+
+			if (name == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("key column names must not be null")));
+			for (int i = 0; i < plan->ncolumns; i++)
+			{
+				PlanColumn *col = &plan->columns[i];
+
+				if (strcmp(col->name, name) != 0)
+					continue;
+				if (col->kind == MERGE_KEY)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("key column \"%s\" is listed more than once",
+									name)));
+				col->kind = MERGE_KEY;
+				found = true;
+			}
+			if (!found)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("key column \"%s\" does not exist in batch table \"%s\"",
+								name, batchname)));
+		}
+	}
+	else
+	{
+		for (int i = 0; i < plan->ncolumns; i++)
+			if (!is_numeric_type(plan->columns[i].typid))
+				plan->columns[i].kind = MERGE_KEY;
+	}
+
+	plan->nkeys = 0;
+	for (int i = 0; i < plan->ncolumns; i++)
+	{
+		PlanColumn *col = &plan->columns[i];
+		TypeCacheEntry *tce;
+
+		if (col->kind != MERGE_KEY)
+			continue;
+		plan->nkeys++;
+		col->merge = NULL;
+
+		/* grouping needs an equality operator, as GROUP BY does */
+		tce = lookup_type_cache(col->typid, TYPECACHE_EQ_OPR);
+		if (!OidIsValid(tce->eq_opr))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("could not identify an equality operator for type %s of key column \"%s\"",
+							format_type_be(col->typid), col->name),
+					 errdetail("Rows are merged by key, so key columns must be comparable for equality.")));
+	}
+
+	if (plan->nkeys == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch table \"%s\" has no key column", batchname),
+				 errdetail("By default every column of a type other than smallint, integer, bigint, numeric, real and double precision is a key column."),
+				 errhint("Name the key columns with the \"key\" argument of serving_layer_define().")));
+}
+
+/*
+ * resolve_aggregate
+ *		Find the aggregate a merge names, for one argument of the column's
+ *		type, and fill in the column's aggregate and effective merge name.
+ *
+ * Names are resolved like a function call would resolve them.  Names read
+ * back from the catalog are shown unqualified only when they are in
+ * pg_catalog, so there a bare name means pg_catalog, whatever search_path
+ * says.
+ */
+static void
+resolve_aggregate(PlanColumn *col, const char *merge, bool from_catalog)
+{
+	char	   *raw = pstrdup(merge);
+	List	   *parts;
+	List	   *funcname = NIL;
+	ListCell   *lc;
+	FuncDetailCode code;
+	Oid			funcid;
+	Oid			rettype;
+	bool		retset;
+	int			nvargs;
+	Oid			vatype;
+	Oid		   *true_typeids;
+	Oid			argtype = col->typid;
+	HeapTuple	tup;
+	char		aggkind;
+	char	   *nspname;
+
+	if (!SplitIdentifierString(raw, '.', &parts) || parts == NIL ||
+		list_length(parts) > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("unknown merge \"%s\" for column \"%s\"", merge, col->name),
+				 errhint("A merge is \"sum\", \"min\", \"max\", \"speed\", \"batch\" or the name of an aggregate.")));
+
+	if (list_length(parts) == 1 && from_catalog)
+		funcname = list_make1(makeString("pg_catalog"));
+	foreach(lc, parts)
+		funcname = lappend(funcname, makeString(pstrdup(lfirst(lc))));
+
+	code = func_get_detail(funcname, NIL, NIL, 1, &argtype, false, false,
+						   false, &funcid, &rettype, &retset, &nvargs,
+						   &vatype, &true_typeids, NULL);
+	if (code != FUNCDETAIL_AGGREGATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("unknown merge \"%s\" for column \"%s\"", merge, col->name),
+				 code == FUNCDETAIL_NOTFOUND ?
+				 errdetail("There is no aggregate %s(%s).",
+						   NameListToString(funcname),
+						   format_type_be(col->typid)) :
+				 errdetail("%s(%s) is not a plain aggregate.",
+						   NameListToString(funcname),
+						   format_type_be(col->typid)),
+				 errhint("A merge is \"sum\", \"min\", \"max\", \"speed\", \"batch\" or the name of an aggregate.")));
+
+	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(funcid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for aggregate %u", funcid);
+	aggkind = ((Form_pg_aggregate) GETSTRUCT(tup))->aggkind;
+	ReleaseSysCache(tup);
+	if (aggkind != AGGKIND_NORMAL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("unknown merge \"%s\" for column \"%s\"", merge, col->name),
+				 errdetail("%s is an ordered-set aggregate.",
+						   NameListToString(funcname))));
+
+	/* resolve a polymorphic result type from the argument */
+	rettype = enforce_generic_type_consistency(&argtype, true_typeids, 1,
+											   rettype, false);
+	if (!can_coerce_type(1, &rettype, &col->typid, COERCION_ASSIGNMENT))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("merge \"%s\" of column \"%s\" returns type %s, which cannot be assigned to type %s",
+						merge, col->name, format_type_be(rettype),
+						format_type_be(col->typid))));
+
+	col->aggoid = funcid;
+	col->aggtype = rettype;
+	nspname = get_namespace_name(get_func_namespace(funcid));
+	if (get_func_namespace(funcid) == PG_CATALOG_NAMESPACE)
+		col->merge = pstrdup(quote_identifier(get_func_name(funcid)));
+	else
+		col->merge = quote_qualified_identifier(nspname,
+												get_func_name(funcid));
+}
+
+/*
+ * set_merge
+ *		Give a measure the merge named for it.
+ */
+static void
+set_merge(PlanColumn *col, const char *merge, bool from_catalog)
+{
+	if (pg_strcasecmp(merge, "speed") == 0)
+	{
+		col->kind = MERGE_SPEED;
+		col->merge = "speed";
+	}
+	else if (pg_strcasecmp(merge, "batch") == 0)
+	{
+		col->kind = MERGE_BATCH;
+		col->merge = "batch";
+	}
+	else
+	{
+		/* sum, min and max are pg_catalog's, whatever search_path says */
+		if (pg_strcasecmp(merge, "sum") == 0 ||
+			pg_strcasecmp(merge, "min") == 0 ||
+			pg_strcasecmp(merge, "max") == 0)
+			from_catalog = true;
+		col->kind = MERGE_AGGREGATE;
+		resolve_aggregate(col, merge, from_catalog);
+	}
+}
+
+/*
+ * plan_merges
+ *		Apply the merge object, then the defaults to the measures it does
+ *		not name.
+ */
+static void
+plan_merges(MergePlan *plan, const Definition *def, const char *batchname)
+{
+	bool	   *named = palloc0(sizeof(bool) * plan->ncolumns);
+
+	if (def->merge != NULL)
+	{
+		JsonbIterator *it;
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+		char	   *column = NULL;
+
+		if (!JB_ROOT_IS_OBJECT(def->merge) || JB_ROOT_IS_SCALAR(def->merge))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("merge must be a JSON object"),
+					 errhint("Give an object such as {\"count_id\": \"sum\"}.")));
+
+		it = JsonbIteratorInit(&def->merge->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			int			i;
+
+			if (tok == WJB_KEY)
+			{
+				column = pnstrdup(v.val.string.val, v.val.string.len);
+				continue;
+			}
+			if (tok != WJB_VALUE)
+				continue;
+
+			for (i = 0; i < plan->ncolumns; i++)
+				if (strcmp(plan->columns[i].name, column) == 0)
+					break;
+			if (i == plan->ncolumns)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("merge column \"%s\" does not exist in batch table \"%s\"",
+								column, batchname)));
+			if (plan->columns[i].kind == MERGE_KEY)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("key column \"%s\" cannot have a merge", column),
+						 errdetail("Key columns are grouped on, not merged.")));
+			if (v.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("merge of column \"%s\" must be a string", column)));
+			set_merge(&plan->columns[i],
+					  pnstrdup(v.val.string.val, v.val.string.len),
+					  def->from_catalog);
+			named[i] = true;
+		}
+	}
+
+	for (int i = 0; i < plan->ncolumns; i++)
+	{
+		PlanColumn *col = &plan->columns[i];
+
+		if (col->kind == MERGE_KEY || named[i])
+			continue;
+		if (!is_numeric_type(col->typid))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of type %s is neither a key nor a numeric measure",
+							col->name, format_type_be(col->typid)),
+					 errhint("Add it to \"key\", or name its merge in \"merge\", for example {\"%s\": \"max\"}.",
+							 col->name)));
+		set_merge(col, "sum", true);
+	}
+	for (int i = 0; i < plan->ncolumns; i++)
+		if (plan->columns[i].kind == MERGE_SPEED ||
+			plan->columns[i].kind == MERGE_BATCH)
+			plan->picks = true;
+}
+
+/*
+ * plan_speed_columns
+ *		Match each batch column with a speed column: the given names, else
+ *		by name, else by position; check that each converts.
+ */
+static void
+plan_speed_columns(MergePlan *plan, const Definition *def,
+				   TupleDesc speeddesc, const char *speedname)
+{
+	List	   *speedcols = live_columns(speeddesc);
+
+	if (def->speed_columns_given)
+	{
+		ListCell   *lc;
+		int			i = 0;
+
+		if (list_length(def->speed_columns) != plan->ncolumns)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("speed_columns names %d columns, but the batch table has %d",
+							list_length(def->speed_columns), plan->ncolumns),
+					 errhint("List one speed column for each batch column, in batch column order.")));
+		foreach(lc, def->speed_columns)
+		{
+			char	   *name = lfirst(lc);
+			int			idx;
+
+			if (name == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("speed column names must not be null")));
+			idx = find_column(speeddesc, name);
+			if (idx < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("column \"%s\" does not exist in speed table \"%s\"",
+								name, speedname)));
+			plan->columns[i++].speed_name = pstrdup(name);
+		}
+	}
+	else
+	{
+		int			missing = -1;
+
+		for (int i = 0; i < plan->ncolumns && missing < 0; i++)
+			if (find_column(speeddesc, plan->columns[i].name) < 0)
+				missing = i;
+
+		if (missing < 0)
+		{
+			for (int i = 0; i < plan->ncolumns; i++)
+				plan->columns[i].speed_name = plan->columns[i].name;
+		}
+		else if (list_length(speedcols) == plan->ncolumns)
+		{
+			for (int i = 0; i < plan->ncolumns; i++)
+			{
+				Form_pg_attribute att = list_nth(speedcols, i);
+
+				plan->columns[i].speed_name = pstrdup(NameStr(att->attname));
+			}
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" does not exist in speed table \"%s\"",
+							plan->columns[missing].name, speedname),
+					 errdetail("Columns match by name when every batch column name exists in the speed table, else by position when both tables have as many columns; the speed table has %d columns, the batch table %d.",
+							   list_length(speedcols), plan->ncolumns),
+					 errhint("Name the speed columns with the \"speed_columns\" argument of serving_layer_define().")));
+	}
+
+	for (int i = 0; i < plan->ncolumns; i++)
+	{
+		PlanColumn *col = &plan->columns[i];
+		Form_pg_attribute att;
+
+		att = TupleDescAttr(speeddesc, find_column(speeddesc, col->speed_name));
+		col->speed_typid = att->atttypid;
+		col->speed_typmod = att->atttypmod;
+		col->speed_collid = att->attcollation;
+		if (!can_coerce_type(1, &col->speed_typid, &col->typid,
+							 COERCION_ASSIGNMENT))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("speed column \"%s\" of type %s cannot be assigned to batch column \"%s\" of type %s",
+							col->speed_name, format_type_be(col->speed_typid),
+							col->name,
+							format_type_with_typemod(col->typid, col->typmod))));
+	}
+}
+
+/*
+ * merge_plan_build
+ *		Validate a definition and return its merge plan.
+ *
+ * The batch and speed tables stay locked (AccessShareLock) until the end of
+ * the transaction, so their columns cannot change under the refresh.
+ */
+MergePlan *
+merge_plan_build(const Definition *def)
+{
+	MergePlan  *plan = palloc0(sizeof(MergePlan));
+	Relation	batch = open_layer(def->batch, "batch");
+	Relation	speed = open_layer(def->speed, "speed");
+	const char *batchname = RelationGetRelationName(batch);
+	List	   *cols = live_columns(RelationGetDescr(batch));
+	ListCell   *lc;
+	int			i = 0;
+
+	plan->batch = def->batch;
+	plan->speed = def->speed;
+	plan->ncolumns = list_length(cols);
+	plan->columns = palloc0(sizeof(PlanColumn) * Max(plan->ncolumns, 1));
+	foreach(lc, cols)
+	{
+		Form_pg_attribute att = lfirst(lc);
+		PlanColumn *col = &plan->columns[i++];
+
+		col->name = pstrdup(NameStr(att->attname));
+		col->typid = att->atttypid;
+		col->typmod = att->atttypmod;
+		col->collid = att->attcollation;
+		col->kind = MERGE_AGGREGATE;
+	}
+
+	plan_keys(plan, def, batchname);
+	plan_merges(plan, def, batchname);
+	plan_speed_columns(plan, def, RelationGetDescr(speed),
+					   RelationGetRelationName(speed));
+
+	relation_close(speed, NoLock);
+	relation_close(batch, NoLock);
+	return plan;
+}
+
+/*
+ * merge_plan_check_target
+ *		An existing serving table must be a plain table with the batch
+ *		table's columns, names and types.
+ */
+void
+merge_plan_check_target(const MergePlan *plan, Oid relid)
+{
+	Relation	rel = table_open(relid, NoLock);
+	List	   *cols;
+	int			i = 0;
+	ListCell   *lc;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("serving table \"%s\" is not a table",
+						RelationGetRelationName(rel)),
+				 errdetail("A serving table must be a plain table (not partitioned, not a view).")));
+
+	cols = live_columns(RelationGetDescr(rel));
+	foreach(lc, cols)
+	{
+		Form_pg_attribute att = lfirst(lc);
+		PlanColumn *col;
+
+		if (i >= plan->ncolumns)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("serving table \"%s\" does not match its batch table",
+							RelationGetRelationName(rel)),
+					 errdetail("The serving table has column \"%s\", which the batch table does not have.",
+							   NameStr(att->attname))));
+		col = &plan->columns[i++];
+		if (strcmp(col->name, NameStr(att->attname)) != 0 ||
+			col->typid != att->atttypid || col->typmod != att->atttypmod)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("serving table \"%s\" does not match its batch table",
+							RelationGetRelationName(rel)),
+					 errdetail("Column %d is \"%s\" %s in the serving table but \"%s\" %s in the batch table.",
+							   i, NameStr(att->attname),
+							   format_type_with_typemod(att->atttypid, att->atttypmod),
+							   col->name,
+							   format_type_with_typemod(col->typid, col->typmod))));
+	}
+	if (i < plan->ncolumns)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("serving table \"%s\" does not match its batch table",
+						RelationGetRelationName(rel)),
+				 errdetail("The batch table has column \"%s\", which the serving table does not have.",
+						   plan->columns[i].name)));
+	table_close(rel, NoLock);
+}
+
+/*
+ * merge_plan_key_names
+ *		The effective key, for the catalog.
+ */
+List *
+merge_plan_key_names(const MergePlan *plan)
+{
+	List	   *result = NIL;
+
+	for (int i = 0; i < plan->ncolumns; i++)
+		if (plan->columns[i].kind == MERGE_KEY)
+			result = lappend(result, plan->columns[i].name);
+	return result;
+}
+
+/*
+ * merge_plan_speed_names
+ *		The effective speed columns in batch column order, for the catalog.
+ */
+List *
+merge_plan_speed_names(const MergePlan *plan)
+{
+	List	   *result = NIL;
+
+	for (int i = 0; i < plan->ncolumns; i++)
+		result = lappend(result, plan->columns[i].speed_name);
+	return result;
+}
+
+/*
+ * merge_plan_merge_json
+ *		The effective merge of every measure, as a jsonb object.
+ */
+Jsonb *
+merge_plan_merge_json(const MergePlan *plan)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < plan->ncolumns; i++)
+	{
+		const PlanColumn *col = &plan->columns[i];
+		JsonbValue	k;
+		JsonbValue	v;
+
+		if (col->kind == MERGE_KEY)
+			continue;
+		k.type = jbvString;
+		k.val.string.val = col->name;
+		k.val.string.len = strlen(col->name);
+		v.type = jbvString;
+		v.val.string.val = col->merge;
+		v.val.string.len = strlen(col->merge);
+		pushJsonbValue(&state, WJB_KEY, &k);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}

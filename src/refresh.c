@@ -1,0 +1,260 @@
+/*-------------------------------------------------------------------------
+ *
+ * refresh.c
+ *	  Refresh one target or all of them.
+ *
+ * A refresh of several targets first builds every target's new contents,
+ * then swaps them all in, so that no serving table stays locked ACCESS
+ * EXCLUSIVE while another target is being built: the exclusive locks are
+ * taken last and held only until the caller's transaction commits.
+ *
+ * Two sessions never build the same target at once: each refresh takes a
+ * transaction-level lock on the target's name first (an advisory lock tag
+ * of our own, so it cannot collide with the application's advisory locks,
+ * and it works before the serving table exists).  With
+ * serving_layer.if_running = 'skip' a refresh that finds the lock taken
+ * reports 'skipped' instead of waiting.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "serving_layer.h"
+
+/* advisory lock tags with this 4th field are ours (pg_advisory_* use 1, 2) */
+#define SL_LOCKTAG_FIELD4 0x534C
+
+typedef struct RefreshJob
+{
+	Definition *def;
+	TimestampTz started_at;
+	BuildResult *result;		/* NULL when skipped */
+	RefreshOutcome *outcome;
+} RefreshJob;
+
+/*
+ * refresh_error_context
+ *		Name the target in every error raised while refreshing it.
+ */
+static void
+refresh_error_context(void *arg)
+{
+	errcontext("refresh of serving table %s", (const char *) arg);
+}
+
+/*
+ * lock_target
+ *		Take the target's refresh lock; without waiting when skip is set.
+ *		Returns false if it was not available.
+ */
+static bool
+lock_target(const TargetName *target, bool wait)
+{
+	LOCKTAG		tag;
+	uint32		h1 = hash_bytes((const unsigned char *) target->schema,
+								strlen(target->schema));
+	uint32		h2 = hash_bytes((const unsigned char *) target->name,
+								strlen(target->name));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, h1, h2, SL_LOCKTAG_FIELD4);
+	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * classic_definition
+ *		The original design's layout: serving_layer from batch_layer and
+ *		speed_layer, found through search_path, with every default.
+ */
+static Definition *
+classic_definition(void)
+{
+	Definition *def = palloc0(sizeof(Definition));
+
+	def->batch = RangeVarGetRelid(makeRangeVar(NULL, "batch_layer", -1),
+								  NoLock, false);
+	def->speed = RangeVarGetRelid(makeRangeVar(NULL, "speed_layer", -1),
+								  NoLock, false);
+	def->target = target_parse("serving_layer");
+	def->definer = GetUserId();
+	return def;
+}
+
+/*
+ * lock_or_create_target
+ *		Lock the serving table SHARE UPDATE EXCLUSIVE (readers and writers
+ *		go on; DDL, VACUUM and another refresh wait), or create it, as the
+ *		caller, when it does not exist yet.
+ */
+static Oid
+lock_or_create_target(const MergePlan *plan, const TargetName *target)
+{
+	RangeVar   *rv = makeRangeVar(target->schema, target->name, -1);
+	Oid			relid;
+
+	relid = RangeVarGetRelidExtended(rv, ShareUpdateExclusiveLock,
+									 RVR_MISSING_OK, NULL, NULL);
+	check_target_privileges(target);
+	if (OidIsValid(relid))
+		return relid;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(merge_sql_create_table(plan, target), false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create serving table \"%s\"", target->display);
+	SPI_finish();
+	CommandCounterIncrement();
+	return RangeVarGetRelidExtended(rv, ShareUpdateExclusiveLock, 0, NULL,
+									NULL);
+}
+
+/*
+ * refresh_build
+ *		Everything up to the swap for one target: serialize, validate, check
+ *		privileges and build the new contents.
+ */
+static RefreshJob *
+refresh_build(Definition *def)
+{
+	RefreshJob *job = palloc0(sizeof(RefreshJob));
+	MergePlan  *plan;
+	Oid			relid;
+
+	job->def = def;
+	job->started_at = GetCurrentTimestamp();
+	job->outcome = palloc0(sizeof(RefreshOutcome));
+	job->outcome->target = def->target->display;
+
+	if (!lock_target(def->target, sl_if_running == IF_RUNNING_WAIT))
+	{
+		job->outcome->status = "skipped";
+		job->outcome->batch_rows = job->outcome->speed_rows =
+			job->outcome->output_rows = -1;
+		history_record(def->target->display, job->started_at, "skipped",
+					   -1, -1, -1, NULL);
+		return job;
+	}
+
+	plan = merge_plan_build(def);
+	check_layer_privileges(plan);
+	relid = lock_or_create_target(plan, def->target);
+	if (relid == plan->batch || relid == plan->speed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("serving table \"%s\" cannot be its own batch or speed table",
+						def->target->name)));
+	merge_plan_check_target(plan, relid);
+
+	job->result = build_new_contents(plan, relid, def->target->display);
+	return job;
+}
+
+/*
+ * refresh_swap
+ *		Swap one built target in and record it.
+ */
+static void
+refresh_swap(RefreshJob *job)
+{
+	BuildResult *result = job->result;
+	instr_time	start;
+
+	swap_lock_serving_table(result->target_relid, job->def->target->name);
+	INSTR_TIME_SET_CURRENT(start);
+	swap_storage(result);
+	if (sl_verbose)
+		ereport(INFO,
+				(errmsg("refresh of %s: swapped %d relations in %.1f ms",
+						job->def->target->display,
+						1 + list_length(result->index_pairs) / 2,
+						sl_elapsed_ms(start))));
+
+	history_record(job->def->target->display, job->started_at, "ok",
+				   result->batch_rows, result->speed_rows,
+				   result->output_rows, NULL);
+	job->outcome->status = "ok";
+	job->outcome->batch_rows = result->batch_rows;
+	job->outcome->speed_rows = result->speed_rows;
+	job->outcome->output_rows = result->output_rows;
+}
+
+/*
+ * refresh_targets
+ *		Refresh the named target, or every defined one in target order (the
+ *		classic layout when there is no definition), and return a
+ *		RefreshOutcome per target.
+ */
+List *
+refresh_targets(const char *target_text)
+{
+	List	   *defs;
+	List	   *jobs = NIL;
+	List	   *outcomes = NIL;
+	ListCell   *lc;
+
+	if (target_text == NULL)
+	{
+		defs = catalog_list();
+		if (defs == NIL)
+			defs = list_make1(classic_definition());
+	}
+	else
+	{
+		TargetName *target = target_parse(target_text);
+		Definition *def = catalog_lookup(target);
+
+		if (def == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("serving table \"%s\" has no definition",
+							target->name),
+					 errhint("Define it with serving_layer_define().")));
+		defs = list_make1(def);
+	}
+
+	foreach(lc, defs)
+	{
+		Definition *def = lfirst(lc);
+		ErrorContextCallback errcallback;
+
+		errcallback.callback = refresh_error_context;
+		errcallback.arg = def->target->display;
+		errcallback.previous = error_context_stack;
+		error_context_stack = &errcallback;
+
+		jobs = lappend(jobs, refresh_build(def));
+
+		error_context_stack = errcallback.previous;
+	}
+
+	foreach(lc, jobs)
+	{
+		RefreshJob *job = lfirst(lc);
+		ErrorContextCallback errcallback;
+
+		if (job->result != NULL)
+		{
+			errcallback.callback = refresh_error_context;
+			errcallback.arg = job->def->target->display;
+			errcallback.previous = error_context_stack;
+			error_context_stack = &errcallback;
+
+			refresh_swap(job);
+
+			error_context_stack = errcallback.previous;
+		}
+		outcomes = lappend(outcomes, job->outcome);
+	}
+	return outcomes;
+}

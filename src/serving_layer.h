@@ -1,0 +1,178 @@
+/*-------------------------------------------------------------------------
+ *
+ * serving_layer.h
+ *	  Types and functions shared by the files of the serving_layer extension.
+ *
+ * A refresh goes through these steps, each in its own file:
+ *	  target.c		parse and resolve the target name
+ *	  catalog.c		read and write definitions (serving_layer_config)
+ *	  merge_plan.c	validate a definition and turn it into a merge plan
+ *					and the SQL text that computes the new contents
+ *	  build.c		create the new heap beside the serving table, fill it
+ *					with frozen tuples and build its indexes
+ *	  swap.c		take the swap lock with bounded waits and exchange the
+ *					storage of the old and new relations
+ *	  history.c		record each refresh in serving_layer_history
+ *	  refresh.c		run the steps above for one or all targets
+ *	  entry.c		the SQL-callable functions and the settings
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SERVING_LAYER_H
+#define SERVING_LAYER_H
+
+#include "postgres.h"
+
+#include "nodes/pg_list.h"
+#include "portability/instr_time.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/* settings (entry.c) */
+typedef enum
+{
+	IF_RUNNING_WAIT,
+	IF_RUNNING_SKIP
+} IfRunningMode;
+
+extern int	sl_swap_lock_timeout;
+extern int	sl_swap_max_wait;
+extern int	sl_if_running;
+extern bool sl_verbose;
+
+/*
+ * A parsed target: the schema and relation name of the serving table, and
+ * the text shown to users (qualified only when the user qualified it).
+ */
+typedef struct TargetName
+{
+	char	   *display;
+	char	   *schema;
+	char	   *name;
+} TargetName;
+
+/* target.c */
+extern TargetName *target_parse(const char *text);
+extern Oid	target_relid(const TargetName *target);
+extern Oid	target_namespace(const TargetName *target);
+
+/*
+ * A definition as stored: key, merge and speed_columns are either what the
+ * user gave (NIL/NULL for the defaults) or, once stored, the effective ones.
+ */
+typedef struct Definition
+{
+	TargetName *target;
+	Oid			batch;
+	Oid			speed;
+	List	   *key;			/* list of C strings, NIL for the default */
+	Jsonb	   *merge;			/* NULL for the default */
+	List	   *speed_columns;	/* list of C strings (NULL elements not
+								 * allowed), NIL for the default */
+	bool		speed_columns_given;
+	bool		key_given;
+	bool		from_catalog;	/* stored merges: bare names are pg_catalog */
+	Oid			definer;
+} Definition;
+
+/* How one output column is computed. */
+typedef enum MergeKind
+{
+	MERGE_KEY,					/* grouped on */
+	MERGE_AGGREGATE,			/* an aggregate over batch and speed values */
+	MERGE_SPEED,				/* the speed row's value, else the batch one */
+	MERGE_BATCH					/* the batch row's value, else the speed one */
+} MergeKind;
+
+typedef struct PlanColumn
+{
+	char	   *name;			/* batch column name */
+	Oid			typid;
+	int32		typmod;
+	Oid			collid;
+	MergeKind	kind;
+	char	   *merge;			/* effective merge as shown to users */
+	Oid			aggoid;			/* MERGE_AGGREGATE */
+	Oid			aggtype;		/* its result type */
+	char	   *speed_name;		/* the speed column merged into this one */
+	Oid			speed_typid;
+	int32		speed_typmod;
+	Oid			speed_collid;
+} PlanColumn;
+
+typedef struct MergePlan
+{
+	Oid			batch;
+	Oid			speed;
+	int			ncolumns;
+	PlanColumn *columns;		/* in batch column order */
+	int			nkeys;
+	bool		picks;			/* some column is MERGE_SPEED/MERGE_BATCH */
+} MergePlan;
+
+/* merge_plan.c */
+extern MergePlan *merge_plan_build(const Definition *def);
+extern void merge_plan_check_target(const MergePlan *plan, Oid relid);
+extern List *merge_plan_key_names(const MergePlan *plan);
+extern Jsonb *merge_plan_merge_json(const MergePlan *plan);
+extern List *merge_plan_speed_names(const MergePlan *plan);
+
+/* merge_sql.c */
+extern char *merge_sql_select(const MergePlan *plan, int *nparams,
+							  Oid **paramtypes, Datum **paramvalues);
+extern char *merge_sql_create_table(const MergePlan *plan,
+									const TargetName *target);
+
+/* catalog.c */
+extern Oid	sl_extension_schema(void);
+extern char *sl_qualified(const char *relname);
+extern Oid	sl_relation_owner(Oid relid);
+extern Definition *catalog_lookup(const TargetName *target);
+extern List *catalog_list(void);
+extern void catalog_store(const Definition *def, const MergePlan *plan);
+extern void catalog_delete(const TargetName *target);
+extern void catalog_check_owner(const Definition *def, const char *action);
+extern void check_layer_privileges(const MergePlan *plan);
+extern void check_target_privileges(const TargetName *target);
+
+/* Counts produced by the build. */
+typedef struct BuildResult
+{
+	Oid			target_relid;
+	Oid			new_relid;
+	List	   *index_pairs;	/* list of (old index oid, new index oid),
+								 * as a flat list of OIDs */
+	int64		batch_rows;
+	int64		speed_rows;
+	int64		output_rows;
+} BuildResult;
+
+/* build.c */
+extern BuildResult *build_new_contents(const MergePlan *plan,
+									   Oid target_relid,
+									   const char *display);
+extern double sl_elapsed_ms(instr_time start);
+
+/* swap.c */
+extern void swap_lock_serving_table(Oid relid, const char *display);
+extern void swap_storage(BuildResult *result);
+
+/* history.c */
+extern void history_record(const char *target, TimestampTz started_at,
+						   const char *status, int64 batch_rows,
+						   int64 speed_rows, int64 output_rows,
+						   const char *error);
+
+/* refresh.c */
+typedef struct RefreshOutcome
+{
+	char	   *target;
+	const char *status;
+	int64		batch_rows;
+	int64		speed_rows;
+	int64		output_rows;
+} RefreshOutcome;
+
+extern List *refresh_targets(const char *target_text);
+
+#endif							/* SERVING_LAYER_H */

@@ -1,0 +1,291 @@
+/*-------------------------------------------------------------------------
+ *
+ * swap.c
+ *	  Switch the new contents in: take the serving table's ACCESS EXCLUSIVE
+ *	  lock with bounded waits, then exchange the storage (relfilenodes) of
+ *	  the serving table and the new heap, of their TOAST tables and TOAST
+ *	  indexes, and of each index pair.
+ *
+ * Why not SQL: no SQL command swaps two relations' storage while keeping
+ * the OIDs, and the only core function that does (finish_heap_swap, used by
+ * CLUSTER and REFRESH MATERIALIZED VIEW) rebuilds every index while holding
+ * the exclusive lock, which takes time proportional to the table.  Here the
+ * indexes were built beforehand on the new heap (build.c), so the swap only
+ * rewrites a few pg_class rows: the serving table keeps its OID, owner,
+ * grants, comments, indexes, constraints and dependent views, and the
+ * exclusive lock is held for a time that does not depend on its size.  This
+ * is the technique of pg_repack and of core's swap_relation_files(), done
+ * for a relation and its index pairs.
+ *
+ * Readers queue behind a waiting ACCESS EXCLUSIVE request, so one attempt
+ * to take the lock waits at most serving_layer.swap_lock_timeout; between
+ * attempts the refresh sleeps (readers go on meanwhile) with a growing
+ * back-off, until serving_layer.swap_max_wait has passed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/toast_internals.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_class.h"
+#include "commands/tablecmds.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/bufmgr.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/predicate.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+
+#include "serving_layer.h"
+
+/* the longest sleep between two attempts */
+#define SWAP_MAX_BACKOFF_MS 1000
+
+/*
+ * lock_attempt
+ *		Try once to take ACCESS EXCLUSIVE on a relation, waiting at most
+ *		timeout_ms.  Returns false on a lock timeout; other errors (a
+ *		cancel, statement_timeout, a deadlock) propagate.
+ *
+ * The attempt runs in a subtransaction with lock_timeout set, as PL/pgSQL
+ * runs an EXCEPTION block: a timeout aborts the subtransaction, which takes
+ * our place out of the lock queue; a success keeps the lock in the parent.
+ */
+static bool
+lock_attempt(Oid relid, int timeout_ms)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool got = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		char		value[32];
+		int			nestlevel = NewGUCNestLevel();
+
+		snprintf(value, sizeof(value), "%d", timeout_ms);
+		(void) set_config_option("lock_timeout", value, PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
+		LockRelationOid(relid, AccessExclusiveLock);
+		AtEOXact_GUC(true, nestlevel);
+		ReleaseCurrentSubTransaction();
+		got = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return got;
+}
+
+/*
+ * swap_lock_serving_table
+ *		Take ACCESS EXCLUSIVE on the serving table in attempts of at most
+ *		serving_layer.swap_lock_timeout ms, for at most
+ *		serving_layer.swap_max_wait ms in all; then fail with
+ *		lock_not_available.
+ */
+void
+swap_lock_serving_table(Oid relid, const char *name)
+{
+	instr_time	start;
+	int			attempts = 0;
+	long		backoff = 10;
+
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		double		waited;
+		long		sleep_ms;
+
+		CHECK_FOR_INTERRUPTS();
+		attempts++;
+		if (lock_attempt(relid, sl_swap_lock_timeout))
+			break;
+
+		waited = sl_elapsed_ms(start);
+		if (waited >= sl_swap_max_wait)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("could not lock serving table \"%s\" for the swap",
+							name),
+					 errdetail("%d attempts of %d ms each over %.0f ms found the table locked by another transaction.",
+							   attempts, sl_swap_lock_timeout, waited),
+					 errhint("Retry the refresh, or raise serving_layer.swap_max_wait.")));
+
+		sleep_ms = Min(backoff, (long) (sl_swap_max_wait - waited) + 1);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 sleep_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		backoff = Min(backoff * 2, SWAP_MAX_BACKOFF_MS);
+	}
+	if (sl_verbose)
+		ereport(INFO,
+				(errmsg("refresh of %s: swap lock taken after %d attempts in %.1f ms",
+						name, attempts, sl_elapsed_ms(start))));
+}
+
+/*
+ * swap_pair
+ *		Exchange the storage of two relations of the same kind by swapping
+ *		their pg_class storage fields, with their size statistics.
+ */
+static void
+swap_pair(Relation pg_class, Oid r1, Oid r2)
+{
+	HeapTuple	tup1 = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(r1));
+	HeapTuple	tup2 = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(r2));
+	Form_pg_class f1;
+	Form_pg_class f2;
+	Relation	rel1;
+	Relation	rel2;
+
+	if (!HeapTupleIsValid(tup1) || !HeapTupleIsValid(tup2))
+		elog(ERROR, "cache lookup failed for relation %u or %u", r1, r2);
+	f1 = (Form_pg_class) GETSTRUCT(tup1);
+	f2 = (Form_pg_class) GETSTRUCT(tup2);
+	if (f1->relkind != f2->relkind || f1->relam != f2->relam ||
+		f1->relpersistence != f2->relpersistence)
+		elog(ERROR, "cannot swap storage of relations %u and %u of different kinds",
+			 r1, r2);
+
+#define SWAP_FIELD(type, field) \
+	do { type tmp = f1->field; f1->field = f2->field; f2->field = tmp; } while (0)
+	SWAP_FIELD(Oid, relfilenode);
+	SWAP_FIELD(Oid, reltablespace);
+	SWAP_FIELD(int32, relpages);
+	SWAP_FIELD(float4, reltuples);
+	SWAP_FIELD(int32, relallvisible);
+	SWAP_FIELD(TransactionId, relfrozenxid);
+	SWAP_FIELD(MultiXactId, relminmxid);
+#undef SWAP_FIELD
+
+	CatalogTupleUpdate(pg_class, &tup1->t_self, tup1);
+	CatalogTupleUpdate(pg_class, &tup2->t_self, tup2);
+
+	/*
+	 * r1's storage is now new in this transaction and r2's is not; tell the
+	 * relation cache, as core's swap_relation_files() does, so that
+	 * wal_level=minimal skips and syncs the right files.
+	 */
+	rel1 = relation_open(r1, NoLock);
+	rel2 = relation_open(r2, NoLock);
+	rel2->rd_createSubid = rel1->rd_createSubid;
+	rel2->rd_newRelfilenodeSubid = rel1->rd_newRelfilenodeSubid;
+	rel2->rd_firstRelfilenodeSubid = rel1->rd_firstRelfilenodeSubid;
+	RelationAssumeNewRelfilenode(rel1);
+	relation_close(rel1, NoLock);
+	relation_close(rel2, NoLock);
+
+	/* both smgr links are stale now; see swap_relation_files() */
+	RelationCloseSmgrByOid(r1);
+	RelationCloseSmgrByOid(r2);
+
+	heap_freetuple(tup1);
+	heap_freetuple(tup2);
+}
+
+/*
+ * set_heap_stats
+ *		Give the new heap the size statistics of its contents before the
+ *		swap carries them to the serving table.  The rows were inserted
+ *		frozen through multi-insert, which marks the pages all-visible.
+ */
+static void
+set_heap_stats(Relation pg_class, Oid relid, BlockNumber pages, int64 tuples)
+{
+	HeapTuple	tup = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class form;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	form = (Form_pg_class) GETSTRUCT(tup);
+	form->relpages = (int32) pages;
+	form->reltuples = (float4) tuples;
+	form->relallvisible = (int32) pages;
+	CatalogTupleUpdate(pg_class, &tup->t_self, tup);
+	heap_freetuple(tup);
+	CommandCounterIncrement();
+}
+
+/*
+ * swap_storage
+ *		With the serving table locked ACCESS EXCLUSIVE, move the new heap's
+ *		storage (and its TOAST table and indexes) under the serving table,
+ *		then drop the new heap, which now owns the old storage.
+ */
+void
+swap_storage(BuildResult *result)
+{
+	Relation	oldrel = table_open(result->target_relid, NoLock);
+	Relation	newrel = table_open(result->new_relid, NoLock);
+	Relation	pg_class;
+	Oid			oldtoast = oldrel->rd_rel->reltoastrelid;
+	Oid			newtoast = newrel->rd_rel->reltoastrelid;
+	BlockNumber pages = RelationGetNumberOfBlocks(newrel);
+	ListCell   *lc;
+	ObjectAddress object;
+
+	/* no open cursor of ours may be reading the old storage */
+	CheckTableNotInUse(oldrel, "serving_layer_refresh()");
+	/* serializable readers of the old contents keep their conflicts */
+	TransferPredicateLocksToHeapRelation(oldrel);
+
+	/* the index locks follow the table lock at once: nobody else holds one */
+	foreach(lc, result->index_pairs)
+		LockRelationOid(lfirst_oid(lc), AccessExclusiveLock);
+
+	table_close(newrel, NoLock);
+	table_close(oldrel, NoLock);
+
+	pg_class = table_open(RelationRelationId, RowExclusiveLock);
+	set_heap_stats(pg_class, result->new_relid, pages, result->output_rows);
+
+	swap_pair(pg_class, result->target_relid, result->new_relid);
+	if (OidIsValid(newtoast))
+	{
+		swap_pair(pg_class, oldtoast, newtoast);
+		swap_pair(pg_class,
+				  toast_get_valid_index(oldtoast, AccessExclusiveLock),
+				  toast_get_valid_index(newtoast, AccessExclusiveLock));
+	}
+	for (int i = 0; i < list_length(result->index_pairs); i += 2)
+		swap_pair(pg_class, list_nth_oid(result->index_pairs, i),
+				  list_nth_oid(result->index_pairs, i + 1));
+	table_close(pg_class, RowExclusiveLock);
+	CommandCounterIncrement();
+
+	/* the new heap, its TOAST table and its indexes now hold the old rows */
+	object.classId = RelationRelationId;
+	object.objectId = result->new_relid;
+	object.objectSubId = 0;
+	performDeletion(&object, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
+	CommandCounterIncrement();
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# test/demo.sh
+#
+# The main job on its embedded default, end to end: installs what is missing,
+# builds and installs serving_layer, starts a throwaway PostgreSQL 15 cluster,
+# creates the classic layout of the original design (batch_layer and
+# speed_layer, filled with generated tweet aggregates from test/demo_data.sql),
+# runs "SELECT * FROM serving_layer_refresh();" with no definition at all, and
+# shows what came out: the refresh's row, the ten busiest locations of
+# serving_layer, and how its keys compare with the two layers.  It also checks
+# that serving_layer holds exactly batch + speed summed per location (NULL
+# location included) and exits non-zero if not.  The cluster is removed on exit.
+#
+#   test/demo.sh
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+	exit 0
+fi
+
+ensure_packages
+build_log=$(mktemp "${TMPDIR:-/tmp}/serving_layer.build.XXXXXX")
+on_exit "rm -f '$build_log'"
+say "building and installing serving_layer (PostgreSQL 15)"
+# build_and_install exits on failure: show its output then.
+(build_and_install) >"$build_log" 2>&1 || {
+	cat "$build_log" >&2
+	die "building or installing the extension failed (output above)"
+}
+ensure_test_user
+start_cluster
+
+# Run a demo step: psql on the demo database, quiet, stopping on the first error.
+demo_psql() { sl_psql -q -d demo "$@"; }
+
+# Print a step heading.
+heading() { printf '\n== %s ==\n' "$*"; }
+
+sl_psql -q -d postgres -c 'CREATE DATABASE demo'
+heading "1. the classic layout: batch_layer and speed_layer (test/demo_data.sql)"
+demo_psql -f "$SL_ROOT/test/demo_data.sql"
+demo_psql <<'SQL'
+\pset null '(null)'
+SELECT 'batch_layer' AS layer, count(*) AS locations, sum(count_id) AS tweets,
+       sum(sum_followers_count) AS followers, sum(sum_favorite_count) AS favorites,
+       sum(sum_retweet_count) AS retweets
+FROM batch_layer
+UNION ALL
+SELECT 'speed_layer', count(*), sum("count(id)"), sum("sum(followers_count)"),
+       sum("sum(favorite_count)"), sum("sum(retweet_count)")
+FROM speed_layer;
+SQL
+
+heading "2. CREATE EXTENSION serving_layer; SELECT * FROM serving_layer_refresh();"
+demo_psql <<'SQL'
+CREATE EXTENSION serving_layer;
+SELECT * FROM serving_layer_refresh();
+SQL
+
+heading "3. the ten busiest locations in serving_layer"
+demo_psql <<'SQL'
+\pset null '(null)'
+SELECT s.*, b.count_id AS batch_count, v."count(id)" AS speed_count
+FROM serving_layer AS s
+LEFT JOIN batch_layer AS b ON b.location IS NOT DISTINCT FROM s.location
+LEFT JOIN speed_layer AS v ON v.location IS NOT DISTINCT FROM s.location
+ORDER BY s.count_id DESC NULLS LAST, s.location
+LIMIT 10;
+SQL
+
+heading "4. locations the batch layer has not seen yet, and the NULL location"
+demo_psql <<'SQL'
+\pset null '(null)'
+SELECT * FROM serving_layer AS s
+WHERE s.location IS NULL
+   OR NOT EXISTS (SELECT FROM batch_layer AS b WHERE b.location = s.location)
+ORDER BY s.location NULLS FIRST
+LIMIT 6;
+SQL
+
+heading "5. serving_layer against the layers"
+# The expected serving layer, computed here in plain SQL, must match row for row.
+demo_psql -t -A <<'SQL'
+CREATE TEMP VIEW expected AS
+SELECT location, sum(c)::bigint AS count_id, sum(f)::bigint AS sum_followers_count,
+       sum(fa)::bigint AS sum_favorite_count, sum(r)::bigint AS sum_retweet_count
+FROM (SELECT location, count_id, sum_followers_count, sum_favorite_count, sum_retweet_count
+      FROM batch_layer
+      UNION ALL
+      SELECT location, "count(id)", "sum(followers_count)", "sum(favorite_count)", "sum(retweet_count)"
+      FROM speed_layer) AS u (location, c, f, fa, r)
+GROUP BY location;
+SELECT format('keys: %s in batch_layer, %s in speed_layer (%s of them also in batch, %s new), %s in serving_layer',
+              (SELECT count(*) FROM batch_layer), (SELECT count(*) FROM speed_layer),
+              (SELECT count(*) FROM speed_layer AS v WHERE EXISTS
+                  (SELECT FROM batch_layer AS b WHERE b.location IS NOT DISTINCT FROM v.location)),
+              (SELECT count(*) FROM speed_layer AS v WHERE NOT EXISTS
+                  (SELECT FROM batch_layer AS b WHERE b.location IS NOT DISTINCT FROM v.location)),
+              (SELECT count(*) FROM serving_layer));
+SELECT format('tweets: %s in batch_layer + %s in speed_layer = %s in serving_layer',
+              (SELECT sum(count_id) FROM batch_layer), (SELECT sum("count(id)") FROM speed_layer),
+              (SELECT sum(count_id) FROM serving_layer));
+DO $$
+DECLARE
+	missing bigint;
+	extra bigint;
+BEGIN
+	SELECT count(*) INTO missing FROM (TABLE expected EXCEPT ALL TABLE serving_layer) AS d;
+	SELECT count(*) INTO extra FROM (TABLE serving_layer EXCEPT ALL TABLE expected) AS d;
+	IF missing > 0 OR extra > 0 THEN
+		RAISE EXCEPTION 'serving_layer is not batch_layer + speed_layer: % rows missing, % rows wrong or extra', missing, extra;
+	END IF;
+END $$;
+SELECT 'check: every location of serving_layer is its batch row + its speed row: ok';
+SQL
+echo
+say "done (the throwaway cluster is removed on exit)"
