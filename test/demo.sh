@@ -13,6 +13,7 @@
 #
 #   test/demo.sh
 set -euo pipefail
+# shellcheck source=lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then

@@ -14,6 +14,7 @@
 # SERVING_LAYER_KEEP=1 keeps the copied tree (results, logs) for inspection.
 # COPT (e.g. -Werror) is passed to the build.
 set -euo pipefail
+# shellcheck source=lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 SUITES=(regress isolation tap)
@@ -60,6 +61,7 @@ copy_tree() {
 }
 
 # Remove the copied tree, unless SERVING_LAYER_KEEP asks to keep it.
+# shellcheck disable=SC2317  # called from the EXIT trap
 remove_work() {
 	[ -n "${WORK:-}" ] || return 0
 	[ -n "${SERVING_LAYER_KEEP:-}" ] || rm -rf "$WORK"

@@ -41,7 +41,14 @@ sl_run_cleanups() {
 	done
 	SL_CLEANUPS=()
 }
-trap 'rc=$?; trap - EXIT; sl_run_cleanups; exit $rc' EXIT
+# The EXIT trap: run the cleanups and keep the exit status.
+sl_on_exit() {
+	local rc=$?
+	trap - EXIT
+	sl_run_cleanups
+	exit "$rc"
+}
+trap sl_on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -138,17 +145,18 @@ make_user_tmpdir() {
 # True when something listens on 127.0.0.1:$1.
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# Print the first free TCP port from 54320 upward.
+# Print the first free TCP port from $1 (default 54320) upward.
 free_port() {
 	local port
-	for ((port = 54320; port < 54420; port++)); do
+	for ((port = ${1:-54320}; port < 54420; port++)); do
 		port_in_use "$port" || { printf '%s\n' "$port"; return 0; }
 	done
 	die "no free TCP port between 54320 and 54419 on 127.0.0.1"
 }
 
 # Start a throwaway cluster; exports PGHOST, PGPORT, PGUSER and SL_CLUSTER_DIR.
-# SERVING_LAYER_PRELOAD, when set, becomes shared_preload_libraries.
+# SERVING_LAYER_PRELOAD, when set, becomes shared_preload_libraries; the file
+# test/cluster.conf, when the tree has one, is appended to postgresql.conf.
 start_cluster() {
 	[ -n "${SL_RUN_USER:-}" ] || ensure_test_user
 	SL_CLUSTER_DIR=$(make_user_tmpdir cluster)
@@ -159,11 +167,9 @@ start_cluster() {
 		cat "$SL_CLUSTER_DIR/initdb.log" >&2
 		die "initdb failed in $data (output above)"
 	fi
-	PGPORT=$(free_port)
 	cat >>"$data/postgresql.conf" <<-EOF
 		# added by test/lib/common.sh for a throwaway test cluster
 		listen_addresses = '127.0.0.1'
-		port = $PGPORT
 		unix_socket_directories = '$SL_CLUSTER_DIR'
 		max_worker_processes = 16
 		fsync = off
@@ -172,10 +178,25 @@ start_cluster() {
 	if [ -n "${SERVING_LAYER_PRELOAD:-}" ]; then
 		echo "shared_preload_libraries = '$SERVING_LAYER_PRELOAD'" >>"$data/postgresql.conf"
 	fi
-	if ! as_test_user "$PG_BINDIR/pg_ctl" -D "$data" -l "$log" -w -t 60 start >/dev/null; then
+	# Settings the tests need (if any) live in the tree, not in this script.
+	if [ -f "$SL_ROOT/test/cluster.conf" ]; then
+		cat "$SL_ROOT/test/cluster.conf" >>"$data/postgresql.conf"
+	fi
+	# Another run may take the port between our check and the start: try the next.
+	local attempt next=54320
+	for attempt in 1 2 3 4 5; do
+		PGPORT=$(free_port "$next")
+		echo "port = $PGPORT" >>"$data/postgresql.conf"
+		rm -f "$log"
+		as_test_user "$PG_BINDIR/pg_ctl" -D "$data" -l "$log" -w -t 60 start \
+			>/dev/null 2>&1 && break
+		if [ "$attempt" -lt 5 ] && grep -q 'could not bind\|could not create any TCP/IP' "$log"; then
+			next=$((PGPORT + 1))
+			continue
+		fi
 		tail -n 40 "$log" >&2 || true
 		die "the test server did not start (server log above: $log)"
-	fi
+	done
 	export PGHOST=127.0.0.1 PGPORT PGUSER=postgres SL_CLUSTER_DIR
 	say "throwaway cluster up on 127.0.0.1:$PGPORT (data in $data, as OS user $SL_RUN_USER)"
 }
