@@ -44,8 +44,12 @@
  *     queue behind the rename until the CALL's transaction commits, and the
  *     rename waits for running readers.  There is no lock timeout.
  *   - the owner, table and column comments and the table grants of users,
- *     groups, roles and PUBLIC are re-applied to the new table; column grants,
- *     indexes, constraints, DISTKEY/SORTKEY and encodings are not.
+ *     groups, roles and PUBLIC are re-applied to the new table (on Redshift
+ *     read from SVV_RELATION_PRIVILEGES, which shows a non-superuser only
+ *     the identities it can see); column grants, constraints, DISTKEY,
+ *     SORTKEY and encodings are not.  The table's identity (its OID) changes.
+ *   - the procedure's own errors have SQLSTATE P0001 (Redshift's RAISE has
+ *     no USING ERRCODE); counts are reported in an INFO line.
  *
  * The subset rule: this file calls none of the functions Redshift lists as
  * unsupported (no format, string or array aggregation, array functions,
@@ -296,13 +300,15 @@ BEGIN
 		IF by_name THEN
 			s_col := rec.col;
 		ELSE
+			-- The speed column with as many live columns up to it as pos.
 			SELECT a.attname INTO s_col
 			FROM pg_catalog.pg_attribute a
 			JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = s_nsp AND c.relname = s_rel AND a.attnum > 0 AND NOT a.attisdropped
-			ORDER BY a.attnum
-			LIMIT 1 OFFSET pos - 1;
+			  AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute a2
+				   WHERE a2.attrelid = a.attrelid AND a2.attnum > 0 AND NOT a2.attisdropped
+					 AND a2.attnum <= a.attnum) = pos;
 		END IF;
 
 		col_defs := col_defs || sep || pg_catalog.quote_ident(rec.col) || ' ' || rec.typ;
