@@ -343,6 +343,26 @@ build_new_contents(const MergePlan *plan, Oid target_relid,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 
+	/*
+	 * The planner cannot estimate the number of groups of a GROUP BY over a
+	 * UNION ALL (it assumes 200), so with parallel workers it picks partial
+	 * aggregation followed by a sort of every group, 1.5x slower than one
+	 * serial hash aggregate on 1M keys.  And a hash aggregate over millions
+	 * of groups is fastest when it spills in small partitions: measured on
+	 * 1M keys, 1.5 s at work_mem 4MB, 1.8 s at 16MB, 2.7 s at 64MB, 3.6 s at
+	 * 1GB.  A fixed small work_mem also bounds the backend's memory whatever
+	 * the session's work_mem is.
+	 */
+	(void) set_config_option("max_parallel_workers_per_gather", "0",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	(void) set_config_option("work_mem", "4MB",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	(void) set_config_option("hash_mem_multiplier", "2",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+
 	INSTR_TIME_SET_CURRENT(start);
 	result->new_relid = make_new_heap(target_relid,
 									  oldrel->rd_rel->reltablespace,
