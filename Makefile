@@ -13,6 +13,7 @@ OBJS = \
 	src/catalog.o \
 	src/entry.o \
 	src/history.o \
+	src/history_worker.o \
 	src/merge_plan.o \
 	src/merge_sql.o \
 	src/pick_agg.o \

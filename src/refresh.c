@@ -120,12 +120,24 @@ lock_or_create_target(const MergePlan *plan, const TargetName *target)
 }
 
 /*
+ * The state of one call, kept outside the PG_TRY block so that the error
+ * path knows which targets were attempted.
+ */
+typedef struct RefreshRun
+{
+	List	   *jobs;			/* RefreshJob, in order */
+	RefreshJob *current;		/* the one being built or swapped */
+	char	   *pending;		/* a target named before its job exists */
+	TimestampTz pending_started;
+} RefreshRun;
+
+/*
  * refresh_build
  *		Everything up to the swap for one target: serialize, validate, check
  *		privileges and build the new contents.
  */
-static RefreshJob *
-refresh_build(Definition *def)
+static void
+refresh_build(RefreshRun *run, Definition *def)
 {
 	RefreshJob *job = palloc0(sizeof(RefreshJob));
 	MergePlan  *plan;
@@ -135,6 +147,8 @@ refresh_build(Definition *def)
 	job->started_at = GetCurrentTimestamp();
 	job->outcome = palloc0(sizeof(RefreshOutcome));
 	job->outcome->target = def->target->display;
+	run->jobs = lappend(run->jobs, job);
+	run->current = job;
 
 	if (!lock_target(def->target, sl_if_running == IF_RUNNING_WAIT))
 	{
@@ -143,7 +157,7 @@ refresh_build(Definition *def)
 			job->outcome->output_rows = -1;
 		history_record(def->target->display, job->started_at, "skipped",
 					   -1, -1, -1, NULL);
-		return job;
+		return;
 	}
 
 	plan = merge_plan_build(def);
@@ -157,7 +171,6 @@ refresh_build(Definition *def)
 	merge_plan_check_target(plan, relid);
 
 	job->result = build_new_contents(plan, relid, def->target->display);
-	return job;
 }
 
 /*
@@ -165,11 +178,12 @@ refresh_build(Definition *def)
  *		Swap one built target in and record it.
  */
 static void
-refresh_swap(RefreshJob *job)
+refresh_swap(RefreshRun *run, RefreshJob *job)
 {
 	BuildResult *result = job->result;
 	instr_time	start;
 
+	run->current = job;
 	swap_lock_serving_table(result->target_relid, job->def->target->name);
 	INSTR_TIME_SET_CURRENT(start);
 	swap_storage(result);
@@ -190,30 +204,48 @@ refresh_swap(RefreshJob *job)
 }
 
 /*
- * refresh_targets
- *		Refresh the named target, or every defined one in target order (the
- *		classic layout when there is no definition), and return a
- *		RefreshOutcome per target.
+ * push_target_context
+ *		Name the target in the context of errors raised until the caller
+ *		pops cb again.
  */
-List *
-refresh_targets(const char *target_text)
+static void
+push_target_context(ErrorContextCallback *cb, const char *display)
+{
+	cb->callback = refresh_error_context;
+	cb->arg = (void *) display;
+	cb->previous = error_context_stack;
+	error_context_stack = cb;
+}
+
+/*
+ * refresh_run
+ *		The body of refresh_targets(): resolve the targets, build them all,
+ *		then swap them all in.
+ */
+static List *
+refresh_run(RefreshRun *run, const char *target_text)
 {
 	List	   *defs;
-	List	   *jobs = NIL;
 	List	   *outcomes = NIL;
 	ListCell   *lc;
 
+	run->pending_started = GetCurrentTimestamp();
 	if (target_text == NULL)
 	{
 		defs = catalog_list();
 		if (defs == NIL)
+		{
+			run->pending = "serving_layer";
 			defs = list_make1(classic_definition());
+		}
 	}
 	else
 	{
 		TargetName *target = target_parse(target_text);
-		Definition *def = catalog_lookup(target);
+		Definition *def;
 
+		run->pending = target->display;
+		def = catalog_lookup(target);
 		if (def == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -222,39 +254,111 @@ refresh_targets(const char *target_text)
 					 errhint("Define it with serving_layer_define().")));
 		defs = list_make1(def);
 	}
+	run->pending = NULL;
 
 	foreach(lc, defs)
 	{
 		Definition *def = lfirst(lc);
-		ErrorContextCallback errcallback;
+		ErrorContextCallback cb;
 
-		errcallback.callback = refresh_error_context;
-		errcallback.arg = def->target->display;
-		errcallback.previous = error_context_stack;
-		error_context_stack = &errcallback;
-
-		jobs = lappend(jobs, refresh_build(def));
-
-		error_context_stack = errcallback.previous;
+		push_target_context(&cb, def->target->display);
+		refresh_build(run, def);
+		error_context_stack = cb.previous;
 	}
 
-	foreach(lc, jobs)
+	foreach(lc, run->jobs)
 	{
 		RefreshJob *job = lfirst(lc);
-		ErrorContextCallback errcallback;
+		ErrorContextCallback cb;
 
 		if (job->result != NULL)
 		{
-			errcallback.callback = refresh_error_context;
-			errcallback.arg = job->def->target->display;
-			errcallback.previous = error_context_stack;
-			error_context_stack = &errcallback;
-
-			refresh_swap(job);
-
-			error_context_stack = errcallback.previous;
+			push_target_context(&cb, job->def->target->display);
+			refresh_swap(run, job);
+			error_context_stack = cb.previous;
 		}
 		outcomes = lappend(outcomes, job->outcome);
 	}
+	return outcomes;
+}
+
+/*
+ * failure_entries
+ *		The history rows of a failed call: every attempted target failed
+ *		(the call's transaction rolls back, including refreshes that had
+ *		finished), except those that were skipped.
+ */
+static List *
+failure_entries(RefreshRun *run, ErrorData *edata)
+{
+	List	   *entries = NIL;
+	char	   *error;
+	const char *culprit;
+	ListCell   *lc;
+
+	error = psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode),
+					 edata->message ? edata->message : "");
+	culprit = run->current ? run->current->def->target->display : run->pending;
+
+	if (run->jobs == NIL && run->pending != NULL)
+	{
+		HistoryEntry *e = palloc0(sizeof(HistoryEntry));
+
+		e->target = run->pending;
+		e->started_at = run->pending_started;
+		e->status = "failed";
+		e->batch_rows = e->speed_rows = e->output_rows = -1;
+		e->error = error;
+		return list_make1(e);
+	}
+
+	foreach(lc, run->jobs)
+	{
+		RefreshJob *job = lfirst(lc);
+		HistoryEntry *e = palloc0(sizeof(HistoryEntry));
+		bool		skipped = job->outcome->status != NULL &&
+			strcmp(job->outcome->status, "skipped") == 0;
+
+		e->target = job->def->target->display;
+		e->started_at = job->started_at;
+		e->status = skipped ? "skipped" : "failed";
+		e->batch_rows = e->speed_rows = e->output_rows = -1;
+		if (!skipped)
+			e->error = (job == run->current) ? error :
+				psprintf("%s (raised while refreshing %s)", error, culprit);
+		entries = lappend(entries, e);
+	}
+	return entries;
+}
+
+/*
+ * refresh_targets
+ *		Refresh the named target, or every defined one in target order (the
+ *		classic layout when there is no definition), and return a
+ *		RefreshOutcome per target.  A failure is recorded in the history by
+ *		a background worker, then re-raised.
+ */
+List *
+refresh_targets(const char *target_text)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	RefreshRun *run = palloc0(sizeof(RefreshRun));
+	List	   *outcomes = NIL;
+
+	history_worker_prepare();
+	PG_TRY();
+	{
+		outcomes = refresh_run(run, target_text);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		history_record_failures(failure_entries(run, edata));
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	return outcomes;
 }

@@ -163,6 +163,21 @@ extern void history_record(const char *target, TimestampTz started_at,
 						   int64 speed_rows, int64 output_rows,
 						   const char *error);
 
+/* history_worker.c */
+typedef struct HistoryEntry
+{
+	char	   *target;
+	TimestampTz started_at;
+	const char *status;
+	int64		batch_rows;
+	int64		speed_rows;
+	int64		output_rows;
+	char	   *error;
+} HistoryEntry;
+
+extern void history_worker_prepare(void);
+extern void history_record_failures(List *entries);
+
 /* refresh.c */
 typedef struct RefreshOutcome
 {
