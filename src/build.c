@@ -312,6 +312,27 @@ build_indexes(Relation oldrel, Relation newrel, BuildResult *result)
 }
 
 /*
+ * analyze_new_heap
+ *		Gather planner statistics on the new contents, before the swap, so
+ *		that the serving table has fresh statistics without an ANALYZE under
+ *		its exclusive lock: the swap moves them over (swap.c).
+ */
+static void
+analyze_new_heap(Relation newrel)
+{
+	char	   *sql;
+
+	sql = psprintf("ANALYZE %s",
+				   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(newrel)),
+											  RelationGetRelationName(newrel)));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not analyze the new contents");
+	SPI_finish();
+}
+
+/*
  * build_new_contents
  *		Create, fill and index the new heap of a serving table.
  *
@@ -390,19 +411,26 @@ build_new_contents(const MergePlan *plan, Oid target_relid,
 	newrel->rd_toastoid = InvalidOid;
 	if (sl_verbose)
 		ereport(INFO,
-				(errmsg("refresh of %s: built %lld rows from %lld batch and %lld speed rows in %.1f ms",
-						display, (long long) result->output_rows,
-						(long long) result->batch_rows,
+				(errmsg("refresh of %s: build: rows read %lld batch + %lld speed, rows written %lld, %.1f ms",
+						display, (long long) result->batch_rows,
 						(long long) result->speed_rows,
+						(long long) result->output_rows,
 						sl_elapsed_ms(start))));
 
 	INSTR_TIME_SET_CURRENT(start);
 	build_indexes(oldrel, newrel, result);
 	if (sl_verbose)
 		ereport(INFO,
-				(errmsg("refresh of %s: built %d indexes in %.1f ms",
+				(errmsg("refresh of %s: index: indexes built %d, %.1f ms",
 						display, list_length(result->index_pairs) / 2,
 						sl_elapsed_ms(start))));
+
+	INSTR_TIME_SET_CURRENT(start);
+	analyze_new_heap(newrel);
+	if (sl_verbose)
+		ereport(INFO,
+				(errmsg("refresh of %s: analyze: %.1f ms",
+						display, sl_elapsed_ms(start))));
 
 	table_close(newrel, NoLock);
 	table_close(oldrel, NoLock);

@@ -184,12 +184,13 @@ refresh_swap(RefreshRun *run, RefreshJob *job)
 	instr_time	start;
 
 	run->current = job;
-	swap_lock_serving_table(result->target_relid, job->def->target->name);
+	swap_lock_serving_table(result->target_relid, job->def->target->name,
+							job->def->target->display);
 	INSTR_TIME_SET_CURRENT(start);
 	swap_storage(result);
 	if (sl_verbose)
 		ereport(INFO,
-				(errmsg("refresh of %s: swapped %d relations in %.1f ms",
+				(errmsg("refresh of %s: swap: relations swapped %d, %.1f ms",
 						job->def->target->display,
 						1 + list_length(result->index_pairs) / 2,
 						sl_elapsed_ms(start))));

@@ -26,7 +26,9 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/toast_internals.h"
@@ -34,6 +36,8 @@
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_statistic.h"
+#include "utils/fmgroids.h"
 #include "commands/tablecmds.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -113,7 +117,7 @@ lock_attempt(Oid relid, int timeout_ms)
  *		lock_not_available.
  */
 void
-swap_lock_serving_table(Oid relid, const char *name)
+swap_lock_serving_table(Oid relid, const char *name, const char *display)
 {
 	instr_time	start;
 	int			attempts = 0;
@@ -148,8 +152,8 @@ swap_lock_serving_table(Oid relid, const char *name)
 	}
 	if (sl_verbose)
 		ereport(INFO,
-				(errmsg("refresh of %s: swap lock taken after %d attempts in %.1f ms",
-						name, attempts, sl_elapsed_ms(start))));
+				(errmsg("refresh of %s: lock: attempts %d, %.1f ms",
+						display, attempts, sl_elapsed_ms(start))));
 }
 
 /*
@@ -236,6 +240,45 @@ set_heap_stats(Relation pg_class, Oid relid, BlockNumber pages, int64 tuples)
 }
 
 /*
+ * swap_statistics
+ *		Give the serving table the planner statistics gathered on the new
+ *		heap (build.c analyzes it before the swap): drop the serving table's
+ *		pg_statistic rows and move the new heap's rows to it.
+ */
+static void
+swap_statistics(Oid oldrelid, Oid newrelid)
+{
+	Relation	pg_statistic = table_open(StatisticRelationId, RowExclusiveLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, Anum_pg_statistic_starelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(oldrelid));
+	scan = systable_beginscan(pg_statistic, StatisticRelidAttnumInhIndexId,
+							  true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		CatalogTupleDelete(pg_statistic, &tup->t_self);
+	systable_endscan(scan);
+	CommandCounterIncrement();
+
+	ScanKeyInit(&key, Anum_pg_statistic_starelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(newrelid));
+	scan = systable_beginscan(pg_statistic, StatisticRelidAttnumInhIndexId,
+							  true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		HeapTuple	copy = heap_copytuple(tup);
+
+		((Form_pg_statistic) GETSTRUCT(copy))->starelid = oldrelid;
+		CatalogTupleUpdate(pg_statistic, &copy->t_self, copy);
+		heap_freetuple(copy);
+	}
+	systable_endscan(scan);
+	table_close(pg_statistic, RowExclusiveLock);
+}
+
+/*
  * swap_storage
  *		With the serving table locked ACCESS EXCLUSIVE, move the new heap's
  *		storage (and its TOAST table and indexes) under the serving table,
@@ -280,6 +323,8 @@ swap_storage(BuildResult *result)
 		swap_pair(pg_class, list_nth_oid(result->index_pairs, i),
 				  list_nth_oid(result->index_pairs, i + 1));
 	table_close(pg_class, RowExclusiveLock);
+	CommandCounterIncrement();
+	swap_statistics(result->target_relid, result->new_relid);
 	CommandCounterIncrement();
 
 	/* the new heap, its TOAST table and its indexes now hold the old rows */
