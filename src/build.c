@@ -33,6 +33,7 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "commands/cluster.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/params.h"
@@ -71,6 +72,9 @@ typedef struct FillReceiver
 	int64		output_rows;
 	int64		input_rows;
 	int64		speed_rows;
+	/* the serving table's NOT NULL and CHECK constraints, if any */
+	EState	   *estate;
+	ResultRelInfo *constraints;
 } FillReceiver;
 
 /*
@@ -172,6 +176,11 @@ fill_receive(TupleTableSlot *slot, DestReceiver *self)
 		}
 	}
 	ExecStoreVirtualTuple(dst);
+	if (fr->constraints != NULL)
+	{
+		ExecConstraints(fr->constraints, dst, fr->estate);
+		ResetPerTupleExprContext(fr->estate);
+	}
 	/* forms the heap tuple in the slot's own memory */
 	ExecMaterializeSlot(dst);
 
@@ -203,9 +212,14 @@ fill_destroy(DestReceiver *self)
 /*
  * fill_new_heap
  *		Run the merge query into the new heap.
+ *
+ * The rows are checked against the serving table's NOT NULL and CHECK
+ * constraints as an INSERT into it would check them (the new heap has the
+ * same tuple descriptor, but constraints belong to the serving table).
  */
 static void
-fill_new_heap(const MergePlan *plan, Relation newrel, BuildResult *result)
+fill_new_heap(const MergePlan *plan, Relation oldrel, Relation newrel,
+			  BuildResult *result)
 {
 	FillReceiver *fr = palloc0(sizeof(FillReceiver));
 	TupleDesc	desc = RelationGetDescr(newrel);
@@ -245,6 +259,14 @@ fill_new_heap(const MergePlan *plan, Relation newrel, BuildResult *result)
 	fr->cxt = AllocSetContextCreate(CurrentMemoryContext,
 									"serving_layer fill",
 									ALLOCSET_DEFAULT_SIZES);
+	if (RelationGetDescr(oldrel)->constr != NULL &&
+		(RelationGetDescr(oldrel)->constr->has_not_null ||
+		 RelationGetDescr(oldrel)->constr->num_check > 0))
+	{
+		fr->estate = CreateExecutorState();
+		fr->constraints = makeNode(ResultRelInfo);
+		InitResultRelInfo(fr->constraints, oldrel, 0, NULL, 0);
+	}
 
 	memset(&options, 0, sizeof(options));
 	options.params = params;
@@ -262,6 +284,8 @@ fill_new_heap(const MergePlan *plan, Relation newrel, BuildResult *result)
 	for (int i = 0; i < fr->nslots; i++)
 		ExecDropSingleTupleTableSlot(fr->slots[i]);
 	FreeBulkInsertState(fr->bistate);
+	if (fr->estate != NULL)
+		FreeExecutorState(fr->estate);
 	table_finish_bulk_insert(newrel, fr->options);
 	MemoryContextDelete(fr->cxt);
 
@@ -407,7 +431,7 @@ build_new_contents(const MergePlan *plan, Oid target_relid,
 		newrel->rd_toastoid = oldrel->rd_rel->reltoastrelid;
 	}
 
-	fill_new_heap(plan, newrel, result);
+	fill_new_heap(plan, oldrel, newrel, result);
 	newrel->rd_toastoid = InvalidOid;
 	if (sl_verbose)
 		ereport(INFO,

@@ -17,6 +17,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_namespace.h"
@@ -553,6 +554,20 @@ merge_plan_check_target(const MergePlan *plan, Oid relid)
 				 errmsg("serving table \"%s\" is not a table",
 						RelationGetRelationName(rel)),
 				 errdetail("A serving table must be a plain table (not partitioned, not a view).")));
+
+	/*
+	 * Rows are replaced wholesale, bypassing foreign key triggers, so
+	 * foreign keys in either direction could not be kept valid; refuse them
+	 * as TRUNCATE refuses a referenced table.
+	 */
+	if (RelationGetFKeyList(rel) != NIL ||
+		heap_truncate_find_FKs(list_make1_oid(relid)) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("serving table \"%s\" has a foreign key constraint",
+						RelationGetRelationName(rel)),
+				 errdetail("A refresh replaces every row without firing foreign key checks, so a serving table can neither reference another table nor be referenced."),
+				 errhint("Drop the foreign key constraint.")));
 
 	cols = live_columns(RelationGetDescr(rel));
 	foreach(lc, cols)
