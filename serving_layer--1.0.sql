@@ -77,6 +77,15 @@ CREATE AGGREGATE serving_layer_pick(anyelement, boolean, boolean, text) (
 );
 
 --
+-- Apply a type modifier as an assignment does (an error, not truncation,
+-- for a too-long string); the refresh uses it to convert speed values.
+--
+CREATE FUNCTION serving_layer_typmod(anyelement, integer)
+RETURNS anyelement
+AS 'MODULE_PATHNAME', 'serving_layer_typmod'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+--
 -- The SQL interface (CONTRACT.md).
 --
 CREATE FUNCTION serving_layer_define(

@@ -97,34 +97,42 @@ append_collation(StringInfo buf, Oid collid)
  *		convert it.
  *
  * CAST is an explicit conversion, and explicit length coercions truncate
- * (varchar(5), char(n), bit(n)) where assignments raise an error.  So when
- * the target has a type modifier and its length coercion function takes an
- * "is explicit" flag, that function is called with false, which is what an
- * INSERT would do.  Whether the conversion exists at assignment level was
- * checked when the plan was made.
+ * (varchar(5), char(n), bit(n), and their arrays) where assignments raise an
+ * error.  So the value is cast to the base type without its modifier, then
+ * serving_layer_typmod() applies the modifier the assignment way, then a
+ * domain, if the target is one, is applied with its constraints.  Whether
+ * the conversion exists at assignment level was checked with the plan.
  */
 static void
 append_assignment(StringInfo buf, const char *expr, Oid srctype,
 				  int32 srctypmod, Oid dsttype, int32 dsttypmod)
 {
+	int32		basetypmod = dsttypmod;
+	Oid			basetype = getBaseTypeAndTypmod(dsttype, &basetypmod);
+	bool		domain = basetype != dsttype;
 	Oid			funcid;
+	char	   *result = (char *) expr;
 
 	if (srctype == dsttype && (dsttypmod < 0 || srctypmod == dsttypmod))
 	{
 		appendStringInfoString(buf, expr);
 		return;
 	}
-	if (dsttypmod >= 0 &&
-		find_typmod_coercion_function(dsttype, &funcid) == COERCION_PATH_FUNC &&
-		get_func_nargs(funcid) == 3)
+	if (srctype != basetype)
+		result = psprintf("CAST(%s AS %s)", result, type_sql(basetype, -1));
+	if (basetypmod >= 0)
 	{
-		appendStringInfo(buf, "%s(CAST(%s AS %s), %d, false)",
-						 quote_qualified_identifier(get_namespace_name(get_func_namespace(funcid)),
-													get_func_name(funcid)),
-						 expr, type_sql(dsttype, -1), dsttypmod);
-		return;
+		if (find_typmod_coercion_function(basetype, &funcid) != COERCION_PATH_NONE)
+			result = psprintf("%s.serving_layer_typmod(%s, %d)",
+							  quote_identifier(get_namespace_name(sl_extension_schema())),
+							  result, basetypmod);
+		else
+			result = psprintf("CAST(%s AS %s)", result,
+							  type_sql(basetype, basetypmod));
 	}
-	appendStringInfo(buf, "CAST(%s AS %s)", expr, type_sql(dsttype, dsttypmod));
+	if (domain)
+		result = psprintf("CAST(%s AS %s)", result, type_sql(dsttype, -1));
+	appendStringInfoString(buf, result);
 }
 
 /*
