@@ -13,11 +13,14 @@ OBJS = \
 	src/build.o \
 	src/catalog.o \
 	src/entry.o \
+	src/fast_merge.o \
+	src/heap_writer.o \
 	src/history.o \
 	src/history_worker.o \
 	src/merge_plan.o \
 	src/merge_sql.o \
 	src/pick_agg.o \
+	src/query_rows.o \
 	src/refresh.o \
 	src/swap.o \
 	src/target.o

@@ -46,36 +46,14 @@
 
 #include "serving_layer.h"
 
-/* flush buffered rows after this many, or this many bytes, like COPY */
-#define FILL_MAX_ROWS	1000
-#define FILL_MAX_BYTES	(64 * 1024)
-
-/*
- * The receiver that fills the new heap.  The query's output is the data
- * columns in batch column order, then the count of input rows and the count
- * of speed rows of the group.
- */
-typedef struct FillReceiver
+/* counts summed from the merge query's two last columns */
+typedef struct SqlFill
 {
-	DestReceiver pub;
-	Relation	rel;
-	int			ndata;			/* data columns in the query's output */
-	AttrNumber *attmap;			/* per heap attribute: query column or 0 */
-	CommandId	cid;
-	int			options;
-	BulkInsertState bistate;
-	MemoryContext cxt;
-	TupleTableSlot *slots[FILL_MAX_ROWS];
-	int			nslots;
-	int			nbuffered;
-	Size		nbytes;
-	int64		output_rows;
+	HeapWriter *writer;
+	int			ndata;
 	int64		input_rows;
 	int64		speed_rows;
-	/* the serving table's NOT NULL and CHECK constraints, if any */
-	EState	   *estate;
-	ResultRelInfo *constraints;
-} FillReceiver;
+} SqlFill;
 
 /*
  * sl_elapsed_ms
@@ -92,206 +70,49 @@ sl_elapsed_ms(instr_time start)
 }
 
 /*
- * fill_startup
- *		Check that the query's columns are the heap's live columns, with the
- *		same types, followed by the two counts.
+ * sql_fill_row
+ *		One row of the merge query: the data columns go to the new heap,
+ *		the two counts are added up.
  */
 static void
-fill_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+sql_fill_row(TupleTableSlot *slot, void *arg)
 {
-	FillReceiver *fr = (FillReceiver *) self;
-	TupleDesc	desc = RelationGetDescr(fr->rel);
+	SqlFill    *fill = arg;
 
-	if (typeinfo->natts != fr->ndata + 2)
-		elog(ERROR, "merge query returned %d columns, expected %d",
-			 typeinfo->natts, fr->ndata + 2);
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		Form_pg_attribute src;
-
-		if (fr->attmap[i] == 0)
-			continue;
-		src = TupleDescAttr(typeinfo, fr->attmap[i] - 1);
-		/* domains arrive as their base type from polymorphic functions */
-		if (getBaseType(src->atttypid) != getBaseType(att->atttypid))
-			elog(ERROR, "merge query column %d has type %s, expected %s",
-				 fr->attmap[i], format_type_be(src->atttypid),
-				 format_type_be(att->atttypid));
-	}
-}
-
-/*
- * fill_flush
- *		Insert the buffered rows.
- */
-static void
-fill_flush(FillReceiver *fr)
-{
-	if (fr->nbuffered == 0)
-		return;
-	table_multi_insert(fr->rel, fr->slots, fr->nbuffered, fr->cid,
-					   fr->options, fr->bistate);
-	for (int i = 0; i < fr->nbuffered; i++)
-		ExecClearTuple(fr->slots[i]);
-	fr->nbuffered = 0;
-	fr->nbytes = 0;
-}
-
-/*
- * fill_receive
- *		Copy one output row into a buffered slot of the heap's type.
- */
-static bool
-fill_receive(TupleTableSlot *slot, DestReceiver *self)
-{
-	FillReceiver *fr = (FillReceiver *) self;
-	TupleDesc	desc = RelationGetDescr(fr->rel);
-	TupleTableSlot *dst;
-	MemoryContext oldcxt;
-
-	slot_getallattrs(slot);
-
-	if (fr->nbuffered == fr->nslots)
-	{
-		oldcxt = MemoryContextSwitchTo(fr->cxt);
-		fr->slots[fr->nslots++] = table_slot_create(fr->rel, NULL);
-		MemoryContextSwitchTo(oldcxt);
-	}
-	dst = fr->slots[fr->nbuffered];
-	ExecClearTuple(dst);
-	for (int i = 0; i < desc->natts; i++)
-	{
-		AttrNumber	src = fr->attmap[i];
-
-		if (src == 0)
-		{
-			dst->tts_values[i] = (Datum) 0;
-			dst->tts_isnull[i] = true;
-		}
-		else
-		{
-			dst->tts_values[i] = slot->tts_values[src - 1];
-			dst->tts_isnull[i] = slot->tts_isnull[src - 1];
-		}
-	}
-	ExecStoreVirtualTuple(dst);
-	if (fr->constraints != NULL)
-	{
-		ExecConstraints(fr->constraints, dst, fr->estate);
-		ResetPerTupleExprContext(fr->estate);
-	}
-	/* forms the heap tuple in the slot's own memory */
-	ExecMaterializeSlot(dst);
-
-	fr->input_rows += DatumGetInt64(slot->tts_values[fr->ndata]);
-	fr->speed_rows += DatumGetInt64(slot->tts_values[fr->ndata + 1]);
-	fr->output_rows++;
-	fr->nbuffered++;
-	fr->nbytes += ExecFetchSlotHeapTuple(dst, false, NULL)->t_len;
-	if (fr->nbuffered >= FILL_MAX_ROWS || fr->nbytes >= FILL_MAX_BYTES)
-		fill_flush(fr);
-	return true;
-}
-
-/*
- * fill_shutdown
- *		Insert what is left.
- */
-static void
-fill_shutdown(DestReceiver *self)
-{
-	fill_flush((FillReceiver *) self);
-}
-
-static void
-fill_destroy(DestReceiver *self)
-{
+	writer_put(fill->writer, slot->tts_values, slot->tts_isnull);
+	fill->input_rows += DatumGetInt64(slot->tts_values[fill->ndata]);
+	fill->speed_rows += DatumGetInt64(slot->tts_values[fill->ndata + 1]);
 }
 
 /*
  * fill_new_heap
- *		Run the merge query into the new heap.
- *
- * The rows are checked against the serving table's NOT NULL and CHECK
- * constraints as an INSERT into it would check them (the new heap has the
- * same tuple descriptor, but constraints belong to the serving table).
+ *		Compute the new contents into the new heap: in C for the common
+ *		merges (fast_merge.c), else with one GROUP BY query (merge_sql.c).
  */
 static void
 fill_new_heap(const MergePlan *plan, Relation oldrel, Relation newrel,
 			  BuildResult *result)
 {
-	FillReceiver *fr = palloc0(sizeof(FillReceiver));
-	TupleDesc	desc = RelationGetDescr(newrel);
-	SPIExecuteOptions options;
-	ParamListInfo params;
-	int			nparams;
-	Oid		   *paramtypes;
-	Datum	   *paramvalues;
-	char	   *sql;
-	int			live = 0;
-	int			rc;
+	HeapWriter *writer = writer_begin(oldrel, newrel);
 
-	sql = merge_sql_select(plan, &nparams, &paramtypes, &paramvalues);
-	params = makeParamList(nparams);
-	for (int i = 0; i < nparams; i++)
+	if (!fast_merge_possible(plan) || !fast_merge(plan, writer, result))
 	{
-		params->params[i].value = paramvalues[i];
-		params->params[i].isnull = false;
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = paramtypes[i];
+		SqlFill		fill;
+		int			nparams;
+		Oid		   *paramtypes;
+		Datum	   *paramvalues;
+		char	   *sql;
+
+		sql = merge_sql_select(plan, &nparams, &paramtypes, &paramvalues);
+		memset(&fill, 0, sizeof(fill));
+		fill.writer = writer;
+		fill.ndata = plan->ncolumns;
+		query_rows(sql, nparams, paramtypes, paramvalues, false,
+				   sql_fill_row, &fill);
+		result->speed_rows = fill.speed_rows;
+		result->batch_rows = fill.input_rows - fill.speed_rows;
 	}
-
-	fr->pub.receiveSlot = fill_receive;
-	fr->pub.rStartup = fill_startup;
-	fr->pub.rShutdown = fill_shutdown;
-	fr->pub.rDestroy = fill_destroy;
-	fr->pub.mydest = DestNone;
-	fr->rel = newrel;
-	fr->ndata = plan->ncolumns;
-	fr->attmap = palloc0(sizeof(AttrNumber) * desc->natts);
-	for (int i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped)
-			fr->attmap[i] = ++live;
-	fr->cid = GetCurrentCommandId(true);
-	fr->options = TABLE_INSERT_SKIP_FSM | TABLE_INSERT_FROZEN;
-	fr->bistate = GetBulkInsertState();
-	fr->cxt = AllocSetContextCreate(CurrentMemoryContext,
-									"serving_layer fill",
-									ALLOCSET_DEFAULT_SIZES);
-	if (RelationGetDescr(oldrel)->constr != NULL &&
-		(RelationGetDescr(oldrel)->constr->has_not_null ||
-		 RelationGetDescr(oldrel)->constr->num_check > 0))
-	{
-		fr->estate = CreateExecutorState();
-		fr->constraints = makeNode(ResultRelInfo);
-		InitResultRelInfo(fr->constraints, oldrel, 0, NULL, 0);
-	}
-
-	memset(&options, 0, sizeof(options));
-	options.params = params;
-	options.read_only = false;
-	options.dest = (DestReceiver *) fr;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_extended(sql, &options);
-	/* SPI reports a query sent to a receiver of ours as a utility command */
-	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
-		elog(ERROR, "merge query failed: %s", SPI_result_code_string(rc));
-	SPI_finish();
-
-	for (int i = 0; i < fr->nslots; i++)
-		ExecDropSingleTupleTableSlot(fr->slots[i]);
-	FreeBulkInsertState(fr->bistate);
-	if (fr->estate != NULL)
-		FreeExecutorState(fr->estate);
-	table_finish_bulk_insert(newrel, fr->options);
-	MemoryContextDelete(fr->cxt);
-
-	result->output_rows = fr->output_rows;
-	result->speed_rows = fr->speed_rows;
-	result->batch_rows = fr->input_rows - fr->speed_rows;
+	result->output_rows = writer_end(writer);
 }
 
 /*

@@ -231,6 +231,45 @@ merge_sql_select(const MergePlan *plan, int *nparams, Oid **paramtypes,
 }
 
 /*
+ * merge_sql_layer
+ *		SELECT of one layer's columns in batch column order, speed values
+ *		converted to the batch types: all columns, or only the keys.
+ */
+char *
+merge_sql_layer(const MergePlan *plan, bool speed, bool keys_only)
+{
+	StringInfoData buf;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	for (int i = 0; i < plan->ncolumns; i++)
+	{
+		const PlanColumn *col = &plan->columns[i];
+
+		if (keys_only && col->kind != MERGE_KEY)
+			continue;
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		first = false;
+		if (!speed)
+			appendStringInfo(&buf, "l.%s", quote_identifier(col->name));
+		else
+		{
+			append_assignment(&buf,
+							  psprintf("l.%s", quote_identifier(col->speed_name)),
+							  col->speed_typid, col->speed_typmod,
+							  col->typid, col->typmod);
+			if (OidIsValid(col->collid) && col->collid != col->speed_collid)
+				append_collation(&buf, col->collid);
+		}
+	}
+	appendStringInfo(&buf, " FROM %s AS l",
+					 qualified_relation(speed ? plan->speed : plan->batch));
+	return buf.data;
+}
+
+/*
  * merge_sql_create_table
  *		CREATE TABLE for a serving table that does not exist yet: the batch
  *		table's columns with their types and collations, nothing else.

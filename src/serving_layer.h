@@ -27,6 +27,8 @@
 #include "portability/instr_time.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
+#include "utils/relcache.h"
+#include "executor/tuptable.h"
 
 /* settings (entry.c) */
 typedef enum
@@ -120,6 +122,8 @@ extern List *merge_plan_speed_names(const MergePlan *plan);
 /* merge_sql.c */
 extern char *merge_sql_select(const MergePlan *plan, int *nparams,
 							  Oid **paramtypes, Datum **paramvalues);
+extern char *merge_sql_layer(const MergePlan *plan, bool speed,
+							 bool keys_only);
 extern char *merge_sql_create_table(const MergePlan *plan,
 									const TargetName *target);
 
@@ -146,6 +150,23 @@ typedef struct BuildResult
 	int64		speed_rows;
 	int64		output_rows;
 } BuildResult;
+
+/* heap_writer.c */
+typedef struct HeapWriter HeapWriter;
+extern HeapWriter *writer_begin(Relation oldrel, Relation newrel);
+extern void writer_put(HeapWriter *w, Datum *values, bool *nulls);
+extern int64 writer_end(HeapWriter *w);
+
+/* query_rows.c */
+typedef void (*QueryRowFn) (TupleTableSlot *slot, void *arg);
+extern void query_rows(const char *sql, int nparams, Oid *paramtypes,
+					   Datum *paramvalues, bool read_only, QueryRowFn fn,
+					   void *arg);
+
+/* fast_merge.c */
+extern bool fast_merge_possible(const MergePlan *plan);
+extern bool fast_merge(const MergePlan *plan, HeapWriter *writer,
+					   BuildResult *result);
 
 /* build.c */
 extern BuildResult *build_new_contents(const MergePlan *plan,

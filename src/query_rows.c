@@ -1,0 +1,96 @@
+/*-------------------------------------------------------------------------
+ *
+ * query_rows.c
+ *	  Run a query through SPI and hand each of its rows to a callback.
+ *
+ * SPI would otherwise collect the rows in a tuple table; the merge streams
+ * millions of them into the new heap, so they go through a DestReceiver of
+ * ours, one row at a time, with the executor's per-row memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "nodes/params.h"
+#include "tcop/dest.h"
+
+#include "serving_layer.h"
+
+typedef struct CallbackReceiver
+{
+	DestReceiver pub;
+	QueryRowFn	fn;
+	void	   *arg;
+} CallbackReceiver;
+
+static bool
+callback_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	CallbackReceiver *r = (CallbackReceiver *) self;
+
+	slot_getallattrs(slot);
+	r->fn(slot, r->arg);
+	return true;
+}
+
+static void
+callback_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+callback_shutdown(DestReceiver *self)
+{
+}
+
+static void
+callback_destroy(DestReceiver *self)
+{
+}
+
+/*
+ * query_rows
+ *		Run sql with the given parameters and call fn(slot, arg) for each
+ *		row.  With read_only, the query runs with the current snapshot, so
+ *		several queries can see the same data.
+ */
+void
+query_rows(const char *sql, int nparams, Oid *paramtypes, Datum *paramvalues,
+		   bool read_only, QueryRowFn fn, void *arg)
+{
+	CallbackReceiver receiver;
+	SPIExecuteOptions options;
+	ParamListInfo params = makeParamList(nparams);
+	int			rc;
+
+	for (int i = 0; i < nparams; i++)
+	{
+		params->params[i].value = paramvalues[i];
+		params->params[i].isnull = false;
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = paramtypes[i];
+	}
+
+	memset(&receiver, 0, sizeof(receiver));
+	receiver.pub.receiveSlot = callback_receive;
+	receiver.pub.rStartup = callback_startup;
+	receiver.pub.rShutdown = callback_shutdown;
+	receiver.pub.rDestroy = callback_destroy;
+	receiver.pub.mydest = DestNone;
+	receiver.fn = fn;
+	receiver.arg = arg;
+
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = read_only;
+	options.dest = (DestReceiver *) &receiver;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_extended(sql, &options);
+	/* SPI reports a query sent to a receiver of ours as a utility command */
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
+		elog(ERROR, "query failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+}
