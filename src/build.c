@@ -116,6 +116,38 @@ fill_new_heap(const MergePlan *plan, Relation oldrel, Relation newrel,
 }
 
 /*
+ * build_index_copy
+ *		Build an index copy; a unique violation is reported under the name
+ *		of the serving table's index, which is the one the user knows.
+ */
+static void
+build_index_copy(Relation newrel, Relation idxrel, const char *name)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		index_build(newrel, idxrel, BuildIndexInfo(idxrel), false, true);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("could not create unique index \"%s\"", name),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				 errhint("The new contents have two rows with the same value in this unique index.")));
+	}
+	PG_END_TRY();
+}
+
+/*
  * build_indexes
  *		Give the new heap a copy of each of the serving table's indexes,
  *		built on the new contents, and remember the pairs for the swap.
@@ -147,7 +179,7 @@ build_indexes(Relation oldrel, Relation newrel, BuildResult *result)
 												name);
 		CommandCounterIncrement();
 		idxrel = index_open(newidx, AccessExclusiveLock);
-		index_build(newrel, idxrel, BuildIndexInfo(idxrel), false, true);
+		build_index_copy(newrel, idxrel, get_rel_name(oldidx));
 		index_close(idxrel, NoLock);
 		CommandCounterIncrement();
 

@@ -14,6 +14,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -115,8 +116,9 @@ serving_layer_define(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("target, batch and speed must not be null")));
 
+	PreventCommandIfReadOnly("serving_layer_define()");
 	memset(&def, 0, sizeof(def));
-	def.target = target_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	def.target = target_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), true);
 	def.batch = PG_GETARG_OID(1);
 	def.speed = PG_GETARG_OID(2);
 	if (!PG_ARGISNULL(3))
@@ -193,8 +195,12 @@ serving_layer_refresh(PG_FUNCTION_ARGS)
 Datum
 serving_layer_forget(PG_FUNCTION_ARGS)
 {
-	TargetName *target = target_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	Definition *def = catalog_lookup(target);
+	TargetName *target;
+	Definition *def;
+
+	PreventCommandIfReadOnly("serving_layer_forget()");
+	target = target_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	def = catalog_lookup(target);
 
 	if (def == NULL)
 		ereport(ERROR,

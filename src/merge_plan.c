@@ -70,6 +70,13 @@ open_layer(Oid relid, const char *role)
 				 errmsg("%s table with OID %u does not exist", role, relid),
 				 errhint("Define the serving table again with serving_layer_define().")));
 
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s table \"%s\" cannot be temporary",
+						role, RelationGetRelationName(rel)),
+				 errdetail("A definition outlives the session, a temporary table does not.")));
+
 	switch (rel->rd_rel->relkind)
 	{
 		case RELKIND_RELATION:

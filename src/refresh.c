@@ -26,7 +26,9 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "storage/lock.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -86,37 +88,78 @@ classic_definition(void)
 								  NoLock, false);
 	def->speed = RangeVarGetRelid(makeRangeVar(NULL, "speed_layer", -1),
 								  NoLock, false);
-	def->target = target_parse("serving_layer");
+	def->target = target_parse("serving_layer", false);
 	def->definer = GetUserId();
 	return def;
 }
 
 /*
+ * role_name
+ *		A role's name for a message, also when the role was dropped.
+ */
+static char *
+role_name(Oid roleid)
+{
+	char	   *name = GetUserNameFromId(roleid, true);
+
+	return name ? name : psprintf("%u", roleid);
+}
+
+/*
  * lock_or_create_target
  *		Lock the serving table SHARE UPDATE EXCLUSIVE (readers and writers
- *		go on; DDL, VACUUM and another refresh wait), or create it, as the
- *		caller, when it does not exist yet.
+ *		go on; DDL, VACUUM and another refresh wait), or create it when it
+ *		does not exist yet.
+ *
+ * The build runs as the serving table's owner and runs code the definition
+ * names (its aggregates, the functions of batch or speed views).  So that
+ * code never runs with more rights than the role that defined it had, the
+ * definer must have the privileges of the owner, and a table created here
+ * belongs to the caller only when the definer has the caller's privileges
+ * (the usual case: the definer refreshing); otherwise, say a superuser's
+ * nightly refresh of a definition an ordinary role made, it is created as
+ * the definer.
  */
 static Oid
-lock_or_create_target(const MergePlan *plan, const TargetName *target)
+lock_or_create_target(const MergePlan *plan, const Definition *def)
 {
+	const TargetName *target = def->target;
 	RangeVar   *rv = makeRangeVar(target->schema, target->name, -1);
 	Oid			relid;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
 
 	relid = RangeVarGetRelidExtended(rv, ShareUpdateExclusiveLock,
 									 RVR_MISSING_OK, NULL, NULL);
 	check_target_privileges(target);
-	if (OidIsValid(relid))
-		return relid;
+	if (!OidIsValid(relid))
+	{
+		GetUserIdAndSecContext(&save_userid, &save_sec_context);
+		if (!has_privs_of_role(def->definer, save_userid))
+			SetUserIdAndSecContext(def->definer,
+								   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(merge_sql_create_table(plan, target), false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not create serving table \"%s\"", target->display);
+		SPI_finish();
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		CommandCounterIncrement();
+		relid = RangeVarGetRelidExtended(rv, ShareUpdateExclusiveLock, 0,
+										 NULL, NULL);
+	}
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(merge_sql_create_table(plan, target), false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not create serving table \"%s\"", target->display);
-	SPI_finish();
-	CommandCounterIncrement();
-	return RangeVarGetRelidExtended(rv, ShareUpdateExclusiveLock, 0, NULL,
-									NULL);
+	owner = sl_relation_owner(relid);
+	if (!has_privs_of_role(def->definer, owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("definition of serving table \"%s\" was made by role \"%s\", which does not have the privileges of its owner \"%s\"",
+						target->name, role_name(def->definer),
+						role_name(owner)),
+				 errdetail("A refresh runs the definition's merges as the table's owner."),
+				 errhint("Have the owner define it again with serving_layer_define().")));
+	return relid;
 }
 
 /*
@@ -149,6 +192,7 @@ refresh_build(RefreshRun *run, Definition *def)
 	job->outcome->target = def->target->display;
 	run->jobs = lappend(run->jobs, job);
 	run->current = job;
+	PreventCommandIfReadOnly("serving_layer_refresh()");
 
 	if (!lock_target(def->target, sl_if_running == IF_RUNNING_WAIT))
 	{
@@ -162,7 +206,7 @@ refresh_build(RefreshRun *run, Definition *def)
 
 	plan = merge_plan_build(def);
 	check_layer_privileges(plan);
-	relid = lock_or_create_target(plan, def->target);
+	relid = lock_or_create_target(plan, def);
 	if (relid == plan->batch || relid == plan->speed)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -242,7 +286,7 @@ refresh_run(RefreshRun *run, const char *target_text)
 	}
 	else
 	{
-		TargetName *target = target_parse(target_text);
+		TargetName *target = target_parse(target_text, false);
 		Definition *def;
 
 		run->pending = target->display;

@@ -54,7 +54,7 @@ typedef struct TargetName
 } TargetName;
 
 /* target.c */
-extern TargetName *target_parse(const char *text);
+extern TargetName *target_parse(const char *text, bool for_define);
 extern Oid	target_relid(const TargetName *target);
 extern Oid	target_namespace(const TargetName *target);
 

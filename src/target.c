@@ -22,20 +22,37 @@
 #include "serving_layer.h"
 
 /*
+ * refuse_temporary
+ *		Definitions outlive sessions, so a temporary serving table cannot
+ *		have one (as a materialized view cannot use temporary tables).
+ */
+static void
+refuse_temporary(const char *text)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("serving table \"%s\" cannot be temporary", text),
+			 errdetail("A definition outlives the session, a temporary table does not.")));
+}
+
+/*
  * target_parse
  *		Split a target into schema and name, resolving the schema when the
  *		user did not give one.
  *
  * The display form is the normalized name (quoted where needed), qualified
- * only when the user qualified it.
+ * only when the user qualified it.  A target being defined cannot be
+ * temporary; a target being looked up that resolves to a temporary table
+ * simply has no definition.
  */
 TargetName *
-target_parse(const char *text)
+target_parse(const char *text, bool for_define)
 {
 	List	   *names;
 	RangeVar   *rv;
 	TargetName *target = palloc0(sizeof(TargetName));
 	Oid			relid;
+	Oid			nspid;
 
 	/* raises invalid_name (42602) on bad syntax */
 	names = stringToQualifiedNameList(text);
@@ -49,6 +66,10 @@ target_parse(const char *text)
 	target->name = rv->relname;
 	if (rv->schemaname != NULL)
 	{
+		if (for_define &&
+			(strcmp(rv->schemaname, "pg_temp") == 0 ||
+			 isAnyTempNamespace(get_namespace_oid(rv->schemaname, true))))
+			refuse_temporary(text);
 		target->schema = rv->schemaname;
 		target->display = quote_qualified_identifier(rv->schemaname,
 													 rv->relname);
@@ -57,14 +78,15 @@ target_parse(const char *text)
 
 	relid = RangeVarGetRelid(rv, NoLock, true);
 	if (OidIsValid(relid))
-		target->schema = get_namespace_name(get_rel_namespace(relid));
+		nspid = get_rel_namespace(relid);
 	else
 	{
 		/* raises invalid_schema_name (3F000) when search_path is empty */
-		Oid			nspid = RangeVarGetCreationNamespace(rv);
-
-		target->schema = get_namespace_name(nspid);
+		nspid = RangeVarGetCreationNamespace(rv);
 	}
+	if (for_define && isAnyTempNamespace(nspid))
+		refuse_temporary(text);
+	target->schema = get_namespace_name(nspid);
 	target->display = pstrdup(quote_identifier(rv->relname));
 	return target;
 }
