@@ -1,0 +1,199 @@
+--
+-- upgrade: the extension created at version 1.0 and updated to 1.1 works,
+-- keeps its definitions and history, gains serving_layer_prune_history(),
+-- and ends up with exactly the objects of a fresh install.  The test ends
+-- with the extension dropped and created again at the default version, so
+-- later tests find it as usual.
+--
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+-- what the extension is made of: its member functions with their
+-- signatures, properties and whether PUBLIC may execute them, and its member
+-- relations with their columns, PUBLIC's privileges and whether pg_dump
+-- dumps their rows (temporary views on the catalogs only: they survive the
+-- extension being dropped)
+CREATE TEMP VIEW sl_functions AS
+	SELECT p.proname AS function,
+		pg_get_function_arguments(p.oid) AS arguments,
+		pg_get_function_result(p.oid) AS result,
+		p.prokind AS kind, p.provolatile AS vol, p.proisstrict AS strict,
+		p.proparallel AS par, p.prosecdef AS secdef,
+		has_function_privilege('public', p.oid, 'EXECUTE') AS public_exec
+	FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+	JOIN pg_extension e ON e.oid = d.refobjid
+	WHERE d.classid = 'pg_proc'::regclass
+		AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+		AND e.extname = 'serving_layer';
+CREATE TEMP VIEW sl_relations AS
+	SELECT c.relname AS relation, c.relkind AS kind,
+		(SELECT string_agg(a.attname || ' ' ||
+						   format_type(a.atttypid, a.atttypmod) ||
+						   CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
+						   ', ' ORDER BY a.attnum)
+		 FROM pg_attribute a
+		 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
+			AS columns,
+		(SELECT string_agg(x.privilege_type, ',' ORDER BY x.privilege_type)
+		 FROM aclexplode(c.relacl) x WHERE x.grantee = 0) AS public_privs,
+		c.oid = ANY (e.extconfig) AS dumped
+	FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+	JOIN pg_extension e ON e.oid = d.refobjid
+	WHERE d.classid = 'pg_class'::regclass
+		AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+		AND e.extname = 'serving_layer';
+-- every other kind of member (there is none besides functions and relations;
+-- an index or a type would show here)
+CREATE TEMP VIEW sl_other_members AS
+	SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS object
+	FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+	WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+		AND e.extname = 'serving_layer'
+		AND d.classid NOT IN ('pg_proc'::regclass, 'pg_class'::regclass);
+
+--
+-- Version 1.0
+--
+
+-- start from version 1.0 (NOTICEs hidden: what an earlier test left behind
+-- may cascade)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS serving_layer CASCADE;
+RESET client_min_messages;
+CREATE EXTENSION serving_layer VERSION '1.0';
+SELECT extname, extversion, extrelocatable, extnamespace::regnamespace
+FROM pg_extension WHERE extname = 'serving_layer';
+
+-- the objects of 1.0
+SELECT function, arguments, result, kind, vol, strict, par, secdef, public_exec
+FROM sl_functions ORDER BY function COLLATE "C";
+SELECT * FROM sl_relations ORDER BY relation COLLATE "C";
+SELECT * FROM sl_other_members ORDER BY object COLLATE "C";
+
+-- 1.0 has no prune function
+SELECT to_regprocedure('serving_layer_prune_history(interval)') IS NULL AS no_prune;
+
+-- the update paths the installed scripts offer
+SELECT * FROM pg_extension_update_paths('serving_layer') ORDER BY 1, 2;
+
+-- defining and refreshing work on 1.0: one definition with defaults, one
+-- with everything explicit and a quoted target
+CREATE SCHEMA sl_upgrade;
+CREATE TABLE sl_upgrade.batch (city text, n bigint, amount numeric);
+CREATE TABLE sl_upgrade.speed (city text, n integer, amount numeric);
+INSERT INTO sl_upgrade.batch VALUES ('oslo', 1, 10), ('rome', 2, 20);
+INSERT INTO sl_upgrade.speed VALUES ('oslo', 5, 1), ('kyiv', 1, 3);
+SELECT serving_layer_define('sl_upgrade.serving', 'sl_upgrade.batch', 'sl_upgrade.speed');
+SELECT serving_layer_define('sl_upgrade."Latest"', 'sl_upgrade.batch', 'sl_upgrade.speed',
+	key => '{city}', merge => '{"amount": "speed"}', speed_columns => '{city,n,amount}');
+SELECT * FROM serving_layer_refresh() ORDER BY target COLLATE "C";
+SELECT * FROM sl_upgrade.serving ORDER BY city;
+SELECT * FROM sl_upgrade."Latest" ORDER BY city;
+SELECT target, status, batch_rows, speed_rows, output_rows, error
+FROM serving_layer_history ORDER BY target COLLATE "C";
+
+--
+-- Update to 1.1
+--
+
+-- the update walks serving_layer--1.0--1.1.sql
+ALTER EXTENSION serving_layer UPDATE TO '1.1';
+SELECT extname, extversion, extrelocatable, extnamespace::regnamespace
+FROM pg_extension WHERE extname = 'serving_layer';
+
+-- what changed: the new function, nothing else
+SELECT function, arguments, result, kind, vol, strict, par, secdef, public_exec
+FROM sl_functions ORDER BY function COLLATE "C";
+SELECT * FROM sl_relations ORDER BY relation COLLATE "C";
+SELECT * FROM sl_other_members ORDER BY object COLLATE "C";
+
+-- the definitions made under 1.0 are still there, and so is the history
+SELECT target, batch, speed, key, merge, speed_columns
+FROM serving_layer_definitions ORDER BY target COLLATE "C";
+SELECT target, status, batch_rows, speed_rows, output_rows
+FROM serving_layer_history ORDER BY target COLLATE "C";
+
+-- refreshing still works, and sees new speed rows
+INSERT INTO sl_upgrade.speed VALUES ('rome', 1, 7);
+SELECT * FROM serving_layer_refresh() ORDER BY target COLLATE "C";
+SELECT * FROM sl_upgrade.serving ORDER BY city;
+SELECT * FROM sl_upgrade."Latest" ORDER BY city;
+SELECT target, status, count(*)
+FROM serving_layer_history GROUP BY 1, 2 ORDER BY target COLLATE "C", status;
+
+--
+-- serving_layer_prune_history()
+--
+
+-- PUBLIC may not run it: an ordinary role gets 42501 and nothing is deleted
+CREATE ROLE sl_test_upgrade;
+SET ROLE sl_test_upgrade;
+SELECT serving_layer_prune_history('0 seconds');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) FROM serving_layer_history;
+
+-- with the default (30 days) nothing is old enough
+SELECT serving_layer_prune_history();
+SELECT count(*) FROM serving_layer_history;
+
+-- '0 seconds': the rows of refreshes finished before this transaction
+-- started go and are counted; the row of a refresh finished in this very
+-- transaction is not older than now() (its start) and stays
+BEGIN;
+SELECT status FROM serving_layer_refresh('sl_upgrade.serving');
+SELECT serving_layer_prune_history('0 seconds');
+SELECT count(*) FROM serving_layer_history;
+COMMIT;
+
+-- in a later transaction it is old enough too
+SELECT serving_layer_prune_history('0 seconds');
+SELECT count(*) FROM serving_layer_history;
+
+-- an empty history: nothing to delete
+SELECT serving_layer_prune_history('0 seconds');
+
+-- a refresh after pruning is recorded as usual
+SELECT status FROM serving_layer_refresh('sl_upgrade."Latest"');
+SELECT target, status, batch_rows, speed_rows, output_rows, error
+FROM serving_layer_history;
+
+-- the extension's owner may let a role prune
+GRANT EXECUTE ON FUNCTION serving_layer_prune_history(interval) TO sl_test_upgrade;
+SET ROLE sl_test_upgrade;
+SELECT serving_layer_prune_history('0 seconds');
+RESET ROLE;
+SELECT count(*) FROM serving_layer_history;
+
+--
+-- The updated extension is the same as a fresh install of 1.1
+--
+CREATE TEMP TABLE updated_functions AS SELECT * FROM sl_functions;
+CREATE TEMP TABLE updated_relations AS SELECT * FROM sl_relations;
+DROP EXTENSION serving_layer CASCADE;
+CREATE EXTENSION serving_layer VERSION '1.1';
+-- differences either way: none
+(SELECT 'only updated' AS side, * FROM updated_functions
+ EXCEPT SELECT 'only updated', * FROM sl_functions)
+UNION ALL
+(SELECT 'only fresh', * FROM sl_functions
+ EXCEPT SELECT 'only fresh', * FROM updated_functions);
+(SELECT 'only updated' AS side, * FROM updated_relations
+ EXCEPT SELECT 'only updated', * FROM sl_relations)
+UNION ALL
+(SELECT 'only fresh', * FROM sl_relations
+ EXCEPT SELECT 'only fresh', * FROM updated_relations);
+
+--
+-- Leave the extension as later tests expect it: at the default version
+--
+DROP EXTENSION serving_layer CASCADE;
+CREATE EXTENSION serving_layer;
+SELECT e.extversion = a.default_version AS at_default_version
+FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname
+WHERE e.extname = 'serving_layer';
+
+DROP SCHEMA sl_upgrade CASCADE;
+DROP ROLE sl_test_upgrade;
+DROP VIEW sl_functions, sl_relations, sl_other_members;
+DROP TABLE updated_functions, updated_relations;
