@@ -91,7 +91,13 @@ typedef struct Group
 	Acc			acc[FLEXIBLE_ARRAY_MEMBER];
 } Group;
 
-/* Open-addressing hash table of groups, by key; hashes kept inline. */
+/*
+ * Open-addressing hash table of groups, by key; hashes kept inline.  A
+ * one-byte tag per slot, in an array small enough to stay in the CPU
+ * caches, answers most lookups of batch keys that have no speed group
+ * without touching the slots.
+ */
+#define SLOT_TAG(h) ((uint8) (((h) >> 57) + 1))
 typedef struct GroupSlot
 {
 	uint64		hash;
@@ -100,6 +106,7 @@ typedef struct GroupSlot
 
 typedef struct GroupTable
 {
+	uint8	   *tags;			/* per slot: 0 empty, else 7 bits of hash + 1 */
 	GroupSlot  *slots;
 	uint64		mask;
 	uint64		count;
@@ -129,6 +136,9 @@ typedef struct FastMerge
 	int64		batch_rows;
 	int64		speed_rows;
 	bool		over_budget;
+	/* batch key hashes waiting to go into the set, their slots prefetched */
+	uint64		pending[32];
+	int			npending;
 } FastMerge;
 
 /*
@@ -420,6 +430,7 @@ table_init(GroupTable *t)
 	t->mask = 1023;
 	t->count = 0;
 	t->slots = MemoryContextAllocZero(t->cxt, sizeof(GroupSlot) * (t->mask + 1));
+	t->tags = MemoryContextAllocZero(t->cxt, t->mask + 1);
 }
 
 static void
@@ -428,21 +439,25 @@ table_grow(GroupTable *t)
 	uint64		newmask = t->mask * 2 + 1;
 	GroupSlot  *slots = MemoryContextAllocHuge(t->cxt,
 											   sizeof(GroupSlot) * (newmask + 1));
+	uint8	   *tags = MemoryContextAllocHuge(t->cxt, newmask + 1);
 
 	memset(slots, 0, sizeof(GroupSlot) * (newmask + 1));
+	memset(tags, 0, newmask + 1);
 	for (uint64 i = 0; i <= t->mask; i++)
 	{
 		uint64		j;
 
-		if (t->slots[i].group == NULL)
+		if (t->tags[i] == 0)
 			continue;
-		for (j = t->slots[i].hash & newmask; slots[j].group != NULL;
-			 j = (j + 1) & newmask)
+		for (j = t->slots[i].hash & newmask; tags[j] != 0; j = (j + 1) & newmask)
 			;
 		slots[j] = t->slots[i];
+		tags[j] = t->tags[i];
 	}
 	pfree(t->slots);
+	pfree(t->tags);
 	t->slots = slots;
+	t->tags = tags;
 	t->mask = newmask;
 }
 
@@ -454,8 +469,8 @@ table_find(FastMerge *fm, GroupTable *t, uint64 h, Datum *values,
 	Group	   *g;
 	MemoryContext oldcxt;
 
-	for (i = h & t->mask; t->slots[i].group != NULL; i = (i + 1) & t->mask)
-		if (t->slots[i].hash == h &&
+	for (i = h & t->mask; t->tags[i] != 0; i = (i + 1) & t->mask)
+		if (t->tags[i] == SLOT_TAG(h) && t->slots[i].hash == h &&
 			key_equal(fm, t->slots[i].group, values, nulls))
 			return t->slots[i].group;
 	if (!insert)
@@ -478,6 +493,7 @@ table_find(FastMerge *fm, GroupTable *t, uint64 h, Datum *values,
 	MemoryContextSwitchTo(oldcxt);
 	t->slots[i].hash = h;
 	t->slots[i].group = g;
+	t->tags[i] = SLOT_TAG(h);
 	if (++t->count * 10 > (t->mask + 1) * 7)
 		table_grow(t);
 	return g;
@@ -602,6 +618,29 @@ speed_row(TupleTableSlot *slot, void *arg)
 		fm->over_budget = true;
 }
 
+/*
+ * keys_flush
+ *		Add the pending key hashes to the set.  Their slots are fetched into
+ *		the CPU cache first, all at once: the set is larger than the caches,
+ *		and waiting for one slot after the other dominated this pass.
+ */
+static void
+keys_flush(FastMerge *fm)
+{
+	for (int i = 0; i < fm->npending; i++)
+		__builtin_prefetch(&fm->keys.slots[fm->pending[i] & fm->keys.mask]);
+	for (int i = 0; i < fm->npending && !fm->over_budget; i++)
+	{
+		if (!hashset_add(fm, &fm->keys, fm->pending[i]))
+		{
+			(void) hashset_add(fm, &fm->duphashes, fm->pending[i]);
+			if (fm->duphashes.count > DUP_GROUPS_MAX)
+				fm->over_budget = true;
+		}
+	}
+	fm->npending = 0;
+}
+
 /* step 2: a batch key into the set of hashes */
 static void
 batch_key(TupleTableSlot *slot, void *arg)
@@ -619,12 +658,9 @@ batch_key(TupleTableSlot *slot, void *arg)
 		fm->nulls[i] = fm->cols[i].acc == ACC_KEY ? slot->tts_isnull[k++] : true;
 	}
 	h = key_hash(fm, fm->values, fm->nulls);
-	if (!hashset_add(fm, &fm->keys, h))
-	{
-		(void) hashset_add(fm, &fm->duphashes, h);
-		if (fm->duphashes.count > DUP_GROUPS_MAX)
-			fm->over_budget = true;
-	}
+	fm->pending[fm->npending++] = h;
+	if (fm->npending == lengthof(fm->pending))
+		keys_flush(fm);
 }
 
 /* step 3: a batch row, written at once or kept with its duplicates */
@@ -747,8 +783,11 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 	query_rows(merge_sql_layer(plan, true, false), 0, NULL, NULL, true,
 			   speed_row, fm);
 	if (!fm->over_budget)
+	{
 		query_rows(merge_sql_layer(plan, false, true), 0, NULL, NULL, true,
 				   batch_key, fm);
+		keys_flush(fm);
+	}
 	if (!fm->over_budget)
 	{
 		/* the key set is not needed any more: only the duplicates are */
