@@ -32,6 +32,8 @@ int			sl_swap_lock_timeout = 100;
 int			sl_swap_max_wait = 60000;
 int			sl_if_running = IF_RUNNING_WAIT;
 bool		sl_verbose = false;
+bool		sl_fast_merge = true;
+int			sl_fast_merge_memory = 192 * 1024;
 
 static const struct config_enum_entry if_running_options[] = {
 	{"wait", IF_RUNNING_WAIT, false},
@@ -76,6 +78,20 @@ _PG_init(void)
 							 false,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("serving_layer.fast_merge",
+							 "Merge sums, mins and maxes of numeric measures in C rather than with GROUP BY.",
+							 "For diagnosis: both give the same rows; off forces the GROUP BY query.",
+							 &sl_fast_merge,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("serving_layer.fast_merge_memory",
+							"Memory the C merge may use before a refresh falls back to GROUP BY.",
+							NULL,
+							&sl_fast_merge_memory,
+							192 * 1024, 64, MAX_KILOBYTES,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("serving_layer");
 }
 

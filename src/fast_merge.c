@@ -47,10 +47,13 @@
 
 #include "serving_layer.h"
 
-/* memory budgets; past them the GROUP BY query is used instead */
-#define SPEED_BUDGET	((Size) 96 * 1024 * 1024)
-#define KEYSET_BUDGET	((Size) 128 * 1024 * 1024)
-#define DUP_GROUPS_MAX	((uint64) 500000)
+/*
+ * The memory budget is serving_layer.fast_merge_memory (kB), for the speed
+ * groups and the set of batch key hashes together; duplicate groups are
+ * allowed one per 256 bytes of it.  Past it the GROUP BY query is used.
+ */
+#define BUDGET_BYTES	((Size) sl_fast_merge_memory * 1024)
+#define DUP_GROUPS_MAX	((uint64) (BUDGET_BYTES / 256))
 
 typedef enum AccKind
 {
@@ -116,6 +119,7 @@ typedef struct GroupTable
 /* Open-addressing set of 64-bit key hashes; 0 marks an empty slot. */
 typedef struct HashSet
 {
+	MemoryContext cxt;
 	uint64	   *slots;
 	uint64		mask;
 	uint64		count;
@@ -150,6 +154,8 @@ typedef struct FastMerge
 bool
 fast_merge_possible(const MergePlan *plan)
 {
+	if (!sl_fast_merge)
+		return false;
 	for (int i = 0; i < plan->ncolumns; i++)
 	{
 		const PlanColumn *col = &plan->columns[i];
@@ -517,13 +523,14 @@ hashset_add(FastMerge *fm, HashSet *s, uint64 h)
 		uint64		newmask = s->mask * 2 + 1;
 		uint64	   *slots;
 
-		if (sizeof(uint64) * (newmask + 1) > KEYSET_BUDGET)
+		if (sizeof(uint64) * (newmask + 1) +
+			MemoryContextMemAllocated(fm->speed.cxt, true) > BUDGET_BYTES)
 		{
 			fm->over_budget = true;
 			return true;
 		}
-		slots = palloc_extended(sizeof(uint64) * (newmask + 1),
-								MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		slots = MemoryContextAllocExtended(s->cxt, sizeof(uint64) * (newmask + 1),
+										   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 		for (uint64 j = 0; j <= s->mask; j++)
 		{
 			uint64		k;
@@ -555,12 +562,13 @@ hashset_init(HashSet *s, uint64 expected)
 {
 	uint64		size = 1024;
 
-	while (size * 7 < expected * 10 && size * sizeof(uint64) < KEYSET_BUDGET)
+	while (size * 7 < expected * 10 && size * sizeof(uint64) < BUDGET_BYTES / 2)
 		size *= 2;
+	s->cxt = CurrentMemoryContext;
 	s->mask = size - 1;
 	s->count = 0;
-	s->slots = palloc_extended(sizeof(uint64) * size,
-							   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	s->slots = MemoryContextAllocExtended(s->cxt, sizeof(uint64) * size,
+										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 }
 
 /*
@@ -614,7 +622,7 @@ speed_row(TupleTableSlot *slot, void *arg)
 	MemoryContextSwitchTo(oldcxt);
 	fm->speed_rows++;
 	if ((fm->speed_rows & 1023) == 0 &&
-		MemoryContextMemAllocated(fm->speed.cxt, true) > SPEED_BUDGET)
+		MemoryContextMemAllocated(fm->speed.cxt, true) > BUDGET_BYTES)
 		fm->over_budget = true;
 }
 

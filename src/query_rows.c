@@ -14,6 +14,7 @@
 #include "executor/spi.h"
 #include "nodes/params.h"
 #include "tcop/dest.h"
+#include "utils/memutils.h"
 
 #include "serving_layer.h"
 
@@ -22,15 +23,26 @@ typedef struct CallbackReceiver
 	DestReceiver pub;
 	QueryRowFn	fn;
 	void	   *arg;
+	MemoryContext rowcxt;
 } CallbackReceiver;
 
+/*
+ * callback_receive
+ *		Call the callback in a memory context reset after each row, so that
+ *		what it allocates without choosing a context does not pile up over
+ *		millions of rows.
+ */
 static bool
 callback_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	CallbackReceiver *r = (CallbackReceiver *) self;
+	MemoryContext oldcxt;
 
 	slot_getallattrs(slot);
+	oldcxt = MemoryContextSwitchTo(r->rowcxt);
 	r->fn(slot, r->arg);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(r->rowcxt);
 	return true;
 }
 
@@ -80,6 +92,9 @@ query_rows(const char *sql, int nparams, Oid *paramtypes, Datum *paramvalues,
 	receiver.pub.mydest = DestNone;
 	receiver.fn = fn;
 	receiver.arg = arg;
+	receiver.rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+											"serving_layer query row",
+											ALLOCSET_DEFAULT_SIZES);
 
 	memset(&options, 0, sizeof(options));
 	options.params = params;
@@ -93,4 +108,5 @@ query_rows(const char *sql, int nparams, Oid *paramtypes, Datum *paramvalues,
 	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
 		elog(ERROR, "query failed: %s", SPI_result_code_string(rc));
 	SPI_finish();
+	MemoryContextDelete(receiver.rowcxt);
 }

@@ -41,6 +41,8 @@ extern int	sl_swap_lock_timeout;
 extern int	sl_swap_max_wait;
 extern int	sl_if_running;
 extern bool sl_verbose;
+extern bool sl_fast_merge;
+extern int	sl_fast_merge_memory;
 
 /*
  * A parsed target: the schema and relation name of the serving table, and
