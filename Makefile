@@ -14,9 +14,11 @@ OBJS = \
 	src/catalog.o \
 	src/entry.o \
 	src/fast_merge.o \
+	src/group_table.o \
 	src/heap_writer.o \
 	src/history.o \
 	src/history_worker.o \
+	src/merge_acc.o \
 	src/merge_plan.o \
 	src/merge_sql.o \
 	src/pick_agg.o \

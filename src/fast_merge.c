@@ -46,6 +46,7 @@
 #include "utils/typcache.h"
 
 #include "serving_layer.h"
+#include "fast_merge.h"
 
 /*
  * The memory budget is serving_layer.fast_merge_memory (kB), for the speed
@@ -54,76 +55,6 @@
  */
 #define BUDGET_BYTES	((Size) sl_fast_merge_memory * 1024)
 #define DUP_GROUPS_MAX	((uint64) (BUDGET_BYTES / 256))
-
-typedef enum AccKind
-{
-	ACC_KEY,
-	ACC_SUM_INT,				/* int2, int4, int8: exact in 128 bits */
-	ACC_SUM_FLOAT4,
-	ACC_SUM_FLOAT8,
-	ACC_SUM_NUMERIC,
-	ACC_MIN,
-	ACC_MAX
-} AccKind;
-
-typedef struct FastColumn
-{
-	AccKind		acc;
-	Oid			typid;
-	int32		typmod;
-	int16		typlen;
-	bool		typbyval;
-	Oid			collid;
-	FmgrInfo	hash;			/* keys: extended hash function */
-	FmgrInfo	eq;				/* keys: equality */
-	FmgrInfo	cmp;			/* min, max: btree comparison */
-} FastColumn;
-
-/* One measure or key of a group. */
-typedef struct Acc
-{
-	int128		isum;			/* ACC_SUM_INT */
-	Datum		value;			/* everything else */
-	bool		isnull;
-} Acc;
-
-typedef struct Group
-{
-	uint64		hash;
-	bool		matched;		/* a speed group some batch key merged */
-	Acc			acc[FLEXIBLE_ARRAY_MEMBER];
-} Group;
-
-/*
- * Open-addressing hash table of groups, by key; hashes kept inline.  A
- * one-byte tag per slot, in an array small enough to stay in the CPU
- * caches, answers most lookups of batch keys that have no speed group
- * without touching the slots.
- */
-#define SLOT_TAG(h) ((uint8) (((h) >> 57) + 1))
-typedef struct GroupSlot
-{
-	uint64		hash;
-	Group	   *group;
-} GroupSlot;
-
-typedef struct GroupTable
-{
-	uint8	   *tags;			/* per slot: 0 empty, else 7 bits of hash + 1 */
-	GroupSlot  *slots;
-	uint64		mask;
-	uint64		count;
-	MemoryContext cxt;
-} GroupTable;
-
-/* Open-addressing set of 64-bit key hashes; 0 marks an empty slot. */
-typedef struct HashSet
-{
-	MemoryContext cxt;
-	uint64	   *slots;
-	uint64		mask;
-	uint64		count;
-} HashSet;
 
 typedef struct FastMerge
 {
@@ -250,328 +181,6 @@ fast_columns(FastMerge *fm, const MergePlan *plan)
 }
 
 /*
- * key_hash
- *		64-bit hash of a row's key (never 0).
- */
-static uint64
-key_hash(FastMerge *fm, Datum *values, bool *nulls)
-{
-	uint64		h = 0;
-
-	for (int i = 0; i < fm->ncols; i++)
-	{
-		FastColumn *col = &fm->cols[i];
-		uint64		kh;
-
-		if (col->acc != ACC_KEY)
-			continue;
-		if (nulls[i])
-			kh = UINT64CONST(0x9e3779b97f4a7c15);
-		else
-			kh = DatumGetUInt64(FunctionCall2Coll(&col->hash, col->collid,
-												  values[i], UInt64GetDatum(0)));
-		h = hash_combine64(h, kh);
-	}
-	return h == 0 ? 1 : h;
-}
-
-/*
- * key_equal
- *		Whether a group's key equals a row's key; NULL equals NULL, as in
- *		GROUP BY.
- */
-static bool
-key_equal(FastMerge *fm, Group *g, Datum *values, bool *nulls)
-{
-	for (int i = 0; i < fm->ncols; i++)
-	{
-		FastColumn *col = &fm->cols[i];
-
-		if (col->acc != ACC_KEY)
-			continue;
-		if (g->acc[i].isnull || nulls[i])
-		{
-			if (g->acc[i].isnull != nulls[i])
-				return false;
-			continue;
-		}
-		if (!DatumGetBool(FunctionCall2Coll(&col->eq, col->collid,
-											g->acc[i].value, values[i])))
-			return false;
-	}
-	return true;
-}
-
-/*
- * accumulate
- *		Merge one value into an accumulator, with the aggregate's semantics:
- *		NULLs are ignored, the first non-NULL value starts the state.
- */
-static void
-accumulate(FastColumn *col, Acc *acc, Datum value, bool isnull)
-{
-	if (isnull)
-		return;
-	if (acc->isnull)
-	{
-		acc->isnull = false;
-		switch (col->acc)
-		{
-			case ACC_SUM_INT:
-				acc->isum = col->typid == INT2OID ? DatumGetInt16(value) :
-					col->typid == INT4OID ? DatumGetInt32(value) :
-					DatumGetInt64(value);
-				break;
-			default:
-				acc->value = datumCopy(value, col->typbyval, col->typlen);
-		}
-		return;
-	}
-	switch (col->acc)
-	{
-		case ACC_KEY:
-			break;
-		case ACC_SUM_INT:
-			acc->isum += col->typid == INT2OID ? DatumGetInt16(value) :
-				col->typid == INT4OID ? DatumGetInt32(value) :
-				DatumGetInt64(value);
-			break;
-		case ACC_SUM_FLOAT4:
-			acc->value = DirectFunctionCall2(float4pl, acc->value, value);
-			break;
-		case ACC_SUM_FLOAT8:
-			acc->value = DirectFunctionCall2(float8pl, acc->value, value);
-			break;
-		case ACC_SUM_NUMERIC:
-			acc->value = DirectFunctionCall2(numeric_add, acc->value, value);
-			break;
-		case ACC_MIN:
-		case ACC_MAX:
-			{
-				int32		c = DatumGetInt32(FunctionCall2Coll(&col->cmp, col->collid,
-																value, acc->value));
-
-				if ((col->acc == ACC_MIN && c < 0) || (col->acc == ACC_MAX && c > 0))
-					acc->value = datumCopy(value, col->typbyval, col->typlen);
-				break;
-			}
-	}
-}
-
-/*
- * merge_acc
- *		Merge accumulator src into dst (a group of the other layer).
- */
-static void
-merge_acc(FastColumn *col, Acc *dst, Acc *src)
-{
-	if (src->isnull)
-		return;
-	if (col->acc == ACC_SUM_INT)
-	{
-		if (dst->isnull)
-			dst->isum = src->isum;
-		else
-			dst->isum += src->isum;
-		dst->isnull = false;
-		return;
-	}
-	accumulate(col, dst, src->value, false);
-}
-
-/*
- * acc_result
- *		The final value of an accumulator in the column's type: integer sums
- *		are range-checked with the errors of the cast the GROUP BY query
- *		makes, numeric sums get the column's type modifier.
- */
-static Datum
-acc_result(FastColumn *col, Acc *acc)
-{
-	switch (col->acc)
-	{
-		case ACC_SUM_INT:
-			if (col->typid == INT2OID)
-			{
-				if (acc->isum < PG_INT16_MIN || acc->isum > PG_INT16_MAX)
-					ereport(ERROR,
-							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-							 errmsg("smallint out of range")));
-				return Int16GetDatum((int16) acc->isum);
-			}
-			if (col->typid == INT4OID)
-			{
-				if (acc->isum < PG_INT32_MIN || acc->isum > PG_INT32_MAX)
-					ereport(ERROR,
-							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-							 errmsg("integer out of range")));
-				return Int32GetDatum((int32) acc->isum);
-			}
-			if (acc->isum < PG_INT64_MIN || acc->isum > PG_INT64_MAX)
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("bigint out of range")));
-			return Int64GetDatum((int64) acc->isum);
-		case ACC_SUM_NUMERIC:
-			if (col->typmod >= 0)
-				return DirectFunctionCall2(numeric, acc->value,
-										   Int32GetDatum(col->typmod));
-			return acc->value;
-		default:
-			return acc->value;
-	}
-}
-
-/*
- * table_init / table_find
- *		The group hash table.  table_find returns the group of the key, a
- *		new one when insert is set, or NULL.
- */
-static void
-table_init(GroupTable *t)
-{
-	t->cxt = AllocSetContextCreate(CurrentMemoryContext,
-								   "serving_layer groups",
-								   ALLOCSET_DEFAULT_SIZES);
-	t->mask = 1023;
-	t->count = 0;
-	t->slots = MemoryContextAllocZero(t->cxt, sizeof(GroupSlot) * (t->mask + 1));
-	t->tags = MemoryContextAllocZero(t->cxt, t->mask + 1);
-}
-
-static void
-table_grow(GroupTable *t)
-{
-	uint64		newmask = t->mask * 2 + 1;
-	GroupSlot  *slots = MemoryContextAllocHuge(t->cxt,
-											   sizeof(GroupSlot) * (newmask + 1));
-	uint8	   *tags = MemoryContextAllocHuge(t->cxt, newmask + 1);
-
-	memset(slots, 0, sizeof(GroupSlot) * (newmask + 1));
-	memset(tags, 0, newmask + 1);
-	for (uint64 i = 0; i <= t->mask; i++)
-	{
-		uint64		j;
-
-		if (t->tags[i] == 0)
-			continue;
-		for (j = t->slots[i].hash & newmask; tags[j] != 0; j = (j + 1) & newmask)
-			;
-		slots[j] = t->slots[i];
-		tags[j] = t->tags[i];
-	}
-	pfree(t->slots);
-	pfree(t->tags);
-	t->slots = slots;
-	t->tags = tags;
-	t->mask = newmask;
-}
-
-static Group *
-table_find(FastMerge *fm, GroupTable *t, uint64 h, Datum *values,
-		   bool *nulls, bool insert)
-{
-	uint64		i;
-	Group	   *g;
-	MemoryContext oldcxt;
-
-	for (i = h & t->mask; t->tags[i] != 0; i = (i + 1) & t->mask)
-		if (t->tags[i] == SLOT_TAG(h) && t->slots[i].hash == h &&
-			key_equal(fm, t->slots[i].group, values, nulls))
-			return t->slots[i].group;
-	if (!insert)
-		return NULL;
-
-	oldcxt = MemoryContextSwitchTo(t->cxt);
-	g = palloc0(offsetof(Group, acc) + sizeof(Acc) * fm->ncols);
-	g->hash = h;
-	for (int c = 0; c < fm->ncols; c++)
-	{
-		FastColumn *col = &fm->cols[c];
-
-		g->acc[c].isnull = true;
-		if (col->acc == ACC_KEY && !nulls[c])
-		{
-			g->acc[c].isnull = false;
-			g->acc[c].value = datumCopy(values[c], col->typbyval, col->typlen);
-		}
-	}
-	MemoryContextSwitchTo(oldcxt);
-	t->slots[i].hash = h;
-	t->slots[i].group = g;
-	t->tags[i] = SLOT_TAG(h);
-	if (++t->count * 10 > (t->mask + 1) * 7)
-		table_grow(t);
-	return g;
-}
-
-/*
- * hashset_add
- *		Add a hash; returns false if it was there already.
- */
-static bool
-hashset_add(FastMerge *fm, HashSet *s, uint64 h)
-{
-	uint64		i;
-
-	for (i = h & s->mask; s->slots[i] != 0; i = (i + 1) & s->mask)
-		if (s->slots[i] == h)
-			return false;
-	s->slots[i] = h;
-	if (++s->count * 10 > (s->mask + 1) * 7)
-	{
-		uint64		newmask = s->mask * 2 + 1;
-		uint64	   *slots;
-
-		if (sizeof(uint64) * (newmask + 1) +
-			MemoryContextMemAllocated(fm->speed.cxt, true) > BUDGET_BYTES)
-		{
-			fm->over_budget = true;
-			return true;
-		}
-		slots = MemoryContextAllocExtended(s->cxt, sizeof(uint64) * (newmask + 1),
-										   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-		for (uint64 j = 0; j <= s->mask; j++)
-		{
-			uint64		k;
-
-			if (s->slots[j] == 0)
-				continue;
-			for (k = s->slots[j] & newmask; slots[k] != 0; k = (k + 1) & newmask)
-				;
-			slots[k] = s->slots[j];
-		}
-		pfree(s->slots);
-		s->slots = slots;
-		s->mask = newmask;
-	}
-	return true;
-}
-
-static bool
-hashset_contains(HashSet *s, uint64 h)
-{
-	for (uint64 i = h & s->mask; s->slots[i] != 0; i = (i + 1) & s->mask)
-		if (s->slots[i] == h)
-			return true;
-	return false;
-}
-
-static void
-hashset_init(HashSet *s, uint64 expected)
-{
-	uint64		size = 1024;
-
-	while (size * 7 < expected * 10 && size * sizeof(uint64) < BUDGET_BYTES / 2)
-		size *= 2;
-	s->cxt = CurrentMemoryContext;
-	s->mask = size - 1;
-	s->count = 0;
-	s->slots = MemoryContextAllocExtended(s->cxt, sizeof(uint64) * size,
-										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-}
-
-/*
  * write_group
  *		Write a group, merged with the other layer's group g2 if any.
  */
@@ -592,7 +201,7 @@ write_group(FastMerge *fm, Group *g, Group *g2)
 			continue;
 		}
 		if (g2 != NULL)
-			merge_acc(col, &acc, &g2->acc[i]);
+			acc_merge(col, &acc, &g2->acc[i]);
 		fm->nulls[i] = acc.isnull;
 		fm->values[i] = acc.isnull ? (Datum) 0 : acc_result(col, &acc);
 	}
@@ -612,12 +221,12 @@ speed_row(TupleTableSlot *slot, void *arg)
 
 	if (fm->over_budget)
 		return;
-	h = key_hash(fm, slot->tts_values, slot->tts_isnull);
-	g = table_find(fm, &fm->speed, h, slot->tts_values, slot->tts_isnull, true);
+	h = group_key_hash(fm->cols, fm->ncols, slot->tts_values, slot->tts_isnull);
+	g = group_table_find(&fm->speed, fm->cols, fm->ncols, h, slot->tts_values, slot->tts_isnull, true);
 	oldcxt = MemoryContextSwitchTo(fm->speed.cxt);
 	for (int i = 0; i < fm->ncols; i++)
 		if (fm->cols[i].acc != ACC_KEY)
-			accumulate(&fm->cols[i], &g->acc[i], slot->tts_values[i],
+			acc_add(&fm->cols[i], &g->acc[i], slot->tts_values[i],
 					   slot->tts_isnull[i]);
 	MemoryContextSwitchTo(oldcxt);
 	fm->speed_rows++;
@@ -639,9 +248,14 @@ keys_flush(FastMerge *fm)
 		__builtin_prefetch(&fm->keys.slots[fm->pending[i] & fm->keys.mask]);
 	for (int i = 0; i < fm->npending && !fm->over_budget; i++)
 	{
-		if (!hashset_add(fm, &fm->keys, fm->pending[i]))
+		Size		maxbytes = BUDGET_BYTES -
+			Min(BUDGET_BYTES, MemoryContextMemAllocated(fm->speed.cxt, true));
+
+		if (!hashset_add(&fm->keys, fm->pending[i], maxbytes,
+						 &fm->over_budget))
 		{
-			(void) hashset_add(fm, &fm->duphashes, fm->pending[i]);
+			(void) hashset_add(&fm->duphashes, fm->pending[i], maxbytes,
+							   &fm->over_budget);
 			if (fm->duphashes.count > DUP_GROUPS_MAX)
 				fm->over_budget = true;
 		}
@@ -665,7 +279,7 @@ batch_key(TupleTableSlot *slot, void *arg)
 		fm->values[i] = fm->cols[i].acc == ACC_KEY ? slot->tts_values[k] : (Datum) 0;
 		fm->nulls[i] = fm->cols[i].acc == ACC_KEY ? slot->tts_isnull[k++] : true;
 	}
-	h = key_hash(fm, fm->values, fm->nulls);
+	h = group_key_hash(fm->cols, fm->ncols, fm->values, fm->nulls);
 	fm->pending[fm->npending++] = h;
 	if (fm->npending == lengthof(fm->pending))
 		keys_flush(fm);
@@ -676,25 +290,25 @@ static void
 batch_row(TupleTableSlot *slot, void *arg)
 {
 	FastMerge  *fm = arg;
-	uint64		h = key_hash(fm, slot->tts_values, slot->tts_isnull);
+	uint64		h = group_key_hash(fm->cols, fm->ncols, slot->tts_values, slot->tts_isnull);
 	Group	   *g;
 	MemoryContext oldcxt;
 
 	fm->batch_rows++;
 	if (fm->duphashes.count > 0 && hashset_contains(&fm->duphashes, h))
 	{
-		g = table_find(fm, &fm->dups, h, slot->tts_values, slot->tts_isnull,
+		g = group_table_find(&fm->dups, fm->cols, fm->ncols, h, slot->tts_values, slot->tts_isnull,
 					   true);
 		oldcxt = MemoryContextSwitchTo(fm->dups.cxt);
 		for (int i = 0; i < fm->ncols; i++)
 			if (fm->cols[i].acc != ACC_KEY)
-				accumulate(&fm->cols[i], &g->acc[i], slot->tts_values[i],
+				acc_add(&fm->cols[i], &g->acc[i], slot->tts_values[i],
 						   slot->tts_isnull[i]);
 		MemoryContextSwitchTo(oldcxt);
 		return;
 	}
 
-	g = table_find(fm, &fm->speed, h, slot->tts_values, slot->tts_isnull, false);
+	g = group_table_find(&fm->speed, fm->cols, fm->ncols, h, slot->tts_values, slot->tts_isnull, false);
 	if (g == NULL)
 	{
 		/* a key of the batch only: the row as it is */
@@ -715,8 +329,8 @@ batch_row(TupleTableSlot *slot, void *arg)
 		if (col->acc == ACC_KEY)
 			continue;
 		acc.isnull = true;
-		accumulate(col, &acc, slot->tts_values[i], slot->tts_isnull[i]);
-		merge_acc(col, &acc, &g->acc[i]);
+		acc_add(col, &acc, slot->tts_values[i], slot->tts_isnull[i]);
+		acc_merge(col, &acc, &g->acc[i]);
 		fm->nulls[i] = acc.isnull;
 		fm->values[i] = acc.isnull ? (Datum) 0 : acc_result(col, &acc);
 	}
@@ -779,11 +393,12 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 	fm->nulls = palloc(sizeof(bool) * fm->ncols);
 	fm->rowcxt = AllocSetContextCreate(cxt, "serving_layer fast merge row",
 									   ALLOCSET_DEFAULT_SIZES);
-	table_init(&fm->speed);
-	table_init(&fm->dups);
+	group_table_init(&fm->speed);
+	group_table_init(&fm->dups);
 	reltuples = reltuples_of(plan->batch);
-	hashset_init(&fm->keys, reltuples > 0 ? (uint64) reltuples : 0);
-	hashset_init(&fm->duphashes, 0);
+	hashset_init(&fm->keys, reltuples > 0 ? (uint64) reltuples : 0,
+				 BUDGET_BYTES);
+	hashset_init(&fm->duphashes, 0, BUDGET_BYTES);
 
 	/* one snapshot for the three queries */
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -816,7 +431,7 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 				continue;
 			CHECK_FOR_INTERRUPTS();
 			group_key(fm, g, values, nulls);
-			sg = table_find(fm, &fm->speed, g->hash, values, nulls, false);
+			sg = group_table_find(&fm->speed, fm->cols, fm->ncols, g->hash, values, nulls, false);
 			if (sg != NULL)
 				sg->matched = true;
 			write_group(fm, g, sg);

@@ -1,0 +1,232 @@
+/*-------------------------------------------------------------------------
+ *
+ * group_table.c
+ *	  The hash tables of the C merge: groups by key (open addressing, the
+ *	  hash and a one-byte tag per slot kept inline), and sets of 64-bit key
+ *	  hashes; and how keys are hashed and compared.
+ *
+ * Keys are hashed with their type's extended hash function and compared
+ * with its equality operator, under the column's collation, and a NULL
+ * equals a NULL, which is how GROUP BY groups them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/hashfn.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
+
+#include "fast_merge.h"
+
+/*
+ * group_key_hash
+ *		64-bit hash of a row's key (never 0).
+ */
+uint64
+group_key_hash(FastColumn *cols, int ncols, Datum *values, bool *nulls)
+{
+	uint64		h = 0;
+
+	for (int i = 0; i < ncols; i++)
+	{
+		FastColumn *col = &cols[i];
+		uint64		kh;
+
+		if (col->acc != ACC_KEY)
+			continue;
+		if (nulls[i])
+			kh = UINT64CONST(0x9e3779b97f4a7c15);
+		else
+			kh = DatumGetUInt64(FunctionCall2Coll(&col->hash, col->collid,
+												  values[i], UInt64GetDatum(0)));
+		h = hash_combine64(h, kh);
+	}
+	return h == 0 ? 1 : h;
+}
+
+/*
+ * group_key_equal
+ *		Whether a group's key equals a row's key; NULL equals NULL, as in
+ *		GROUP BY.
+ */
+bool
+group_key_equal(FastColumn *cols, int ncols, Group *g, Datum *values,
+				bool *nulls)
+{
+	for (int i = 0; i < ncols; i++)
+	{
+		FastColumn *col = &cols[i];
+
+		if (col->acc != ACC_KEY)
+			continue;
+		if (g->acc[i].isnull || nulls[i])
+		{
+			if (g->acc[i].isnull != nulls[i])
+				return false;
+			continue;
+		}
+		if (!DatumGetBool(FunctionCall2Coll(&col->eq, col->collid,
+											g->acc[i].value, values[i])))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * group_table_init / group_table_find
+ *		The group hash table.  group_table_find returns the group of the key, a
+ *		new one when insert is set, or NULL.
+ */
+void
+group_table_init(GroupTable *t)
+{
+	t->cxt = AllocSetContextCreate(CurrentMemoryContext,
+								   "serving_layer groups",
+								   ALLOCSET_DEFAULT_SIZES);
+	t->mask = 1023;
+	t->count = 0;
+	t->slots = MemoryContextAllocZero(t->cxt, sizeof(GroupSlot) * (t->mask + 1));
+	t->tags = MemoryContextAllocZero(t->cxt, t->mask + 1);
+}
+
+static void
+group_table_grow(GroupTable *t)
+{
+	uint64		newmask = t->mask * 2 + 1;
+	GroupSlot  *slots = MemoryContextAllocHuge(t->cxt,
+											   sizeof(GroupSlot) * (newmask + 1));
+	uint8	   *tags = MemoryContextAllocHuge(t->cxt, newmask + 1);
+
+	memset(slots, 0, sizeof(GroupSlot) * (newmask + 1));
+	memset(tags, 0, newmask + 1);
+	for (uint64 i = 0; i <= t->mask; i++)
+	{
+		uint64		j;
+
+		if (t->tags[i] == 0)
+			continue;
+		for (j = t->slots[i].hash & newmask; tags[j] != 0; j = (j + 1) & newmask)
+			;
+		slots[j] = t->slots[i];
+		tags[j] = t->tags[i];
+	}
+	pfree(t->slots);
+	pfree(t->tags);
+	t->slots = slots;
+	t->tags = tags;
+	t->mask = newmask;
+}
+
+Group *
+group_table_find(GroupTable *t, FastColumn *cols, int ncols, uint64 h,
+				 Datum *values, bool *nulls, bool insert)
+{
+	uint64		i;
+	Group	   *g;
+	MemoryContext oldcxt;
+
+	for (i = h & t->mask; t->tags[i] != 0; i = (i + 1) & t->mask)
+		if (t->tags[i] == SLOT_TAG(h) && t->slots[i].hash == h &&
+			group_key_equal(cols, ncols, t->slots[i].group, values, nulls))
+			return t->slots[i].group;
+	if (!insert)
+		return NULL;
+
+	oldcxt = MemoryContextSwitchTo(t->cxt);
+	g = palloc0(offsetof(Group, acc) + sizeof(Acc) * ncols);
+	g->hash = h;
+	for (int c = 0; c < ncols; c++)
+	{
+		FastColumn *col = &cols[c];
+
+		g->acc[c].isnull = true;
+		if (col->acc == ACC_KEY && !nulls[c])
+		{
+			g->acc[c].isnull = false;
+			g->acc[c].value = datumCopy(values[c], col->typbyval, col->typlen);
+		}
+	}
+	MemoryContextSwitchTo(oldcxt);
+	t->slots[i].hash = h;
+	t->slots[i].group = g;
+	t->tags[i] = SLOT_TAG(h);
+	if (++t->count * 10 > (t->mask + 1) * 7)
+		group_table_grow(t);
+	return g;
+}
+
+/*
+ * hashset_add
+ *		Add a hash; returns false if it was there already.  Sets *full
+ *		instead of growing the set past maxbytes.
+ */
+bool
+hashset_add(HashSet *s, uint64 h, Size maxbytes, bool *full)
+{
+	uint64		i;
+
+	for (i = h & s->mask; s->slots[i] != 0; i = (i + 1) & s->mask)
+		if (s->slots[i] == h)
+			return false;
+	s->slots[i] = h;
+	if (++s->count * 10 > (s->mask + 1) * 7)
+	{
+		uint64		newmask = s->mask * 2 + 1;
+		uint64	   *slots;
+
+		if (sizeof(uint64) * (newmask + 1) > maxbytes)
+		{
+			*full = true;
+			return true;
+		}
+		slots = MemoryContextAllocExtended(s->cxt, sizeof(uint64) * (newmask + 1),
+										   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		for (uint64 j = 0; j <= s->mask; j++)
+		{
+			uint64		k;
+
+			if (s->slots[j] == 0)
+				continue;
+			for (k = s->slots[j] & newmask; slots[k] != 0; k = (k + 1) & newmask)
+				;
+			slots[k] = s->slots[j];
+		}
+		pfree(s->slots);
+		s->slots = slots;
+		s->mask = newmask;
+	}
+	return true;
+}
+
+/*
+ * hashset_contains
+ *		Whether a hash is in the set.
+ */
+bool
+hashset_contains(HashSet *s, uint64 h)
+{
+	for (uint64 i = h & s->mask; s->slots[i] != 0; i = (i + 1) & s->mask)
+		if (s->slots[i] == h)
+			return true;
+	return false;
+}
+
+/*
+ * hashset_init
+ *		An empty set sized for the expected number of hashes, in the
+ *		current memory context.
+ */
+void
+hashset_init(HashSet *s, uint64 expected, Size maxbytes)
+{
+	uint64		size = 1024;
+
+	while (size * 7 < expected * 10 && size * sizeof(uint64) < maxbytes / 2)
+		size *= 2;
+	s->cxt = CurrentMemoryContext;
+	s->mask = size - 1;
+	s->count = 0;
+	s->slots = MemoryContextAllocExtended(s->cxt, sizeof(uint64) * size,
+										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+}

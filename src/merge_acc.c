@@ -1,0 +1,140 @@
+/*-------------------------------------------------------------------------
+ *
+ * merge_acc.c
+ *	  Merge measure values the way the merge's aggregate would: sums exact
+ *	  for integers (128 bits) and numeric, float sums with the overflow
+ *	  checks of sum(real) and sum(double precision), min and max with the
+ *	  type's ordering; and the final value in the column's type, with the
+ *	  errors of the cast the GROUP BY query makes.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/float.h"
+#include "utils/fmgrprotos.h"
+
+#include "fast_merge.h"
+
+/*
+ * acc_add
+ *		Merge one value into an accumulator, with the aggregate's semantics:
+ *		NULLs are ignored, the first non-NULL value starts the state.
+ */
+void
+acc_add(FastColumn *col, Acc *acc, Datum value, bool isnull)
+{
+	if (isnull)
+		return;
+	if (acc->isnull)
+	{
+		acc->isnull = false;
+		switch (col->acc)
+		{
+			case ACC_SUM_INT:
+				acc->isum = col->typid == INT2OID ? DatumGetInt16(value) :
+					col->typid == INT4OID ? DatumGetInt32(value) :
+					DatumGetInt64(value);
+				break;
+			default:
+				acc->value = datumCopy(value, col->typbyval, col->typlen);
+		}
+		return;
+	}
+	switch (col->acc)
+	{
+		case ACC_KEY:
+			break;
+		case ACC_SUM_INT:
+			acc->isum += col->typid == INT2OID ? DatumGetInt16(value) :
+				col->typid == INT4OID ? DatumGetInt32(value) :
+				DatumGetInt64(value);
+			break;
+		case ACC_SUM_FLOAT4:
+			acc->value = DirectFunctionCall2(float4pl, acc->value, value);
+			break;
+		case ACC_SUM_FLOAT8:
+			acc->value = DirectFunctionCall2(float8pl, acc->value, value);
+			break;
+		case ACC_SUM_NUMERIC:
+			acc->value = DirectFunctionCall2(numeric_add, acc->value, value);
+			break;
+		case ACC_MIN:
+		case ACC_MAX:
+			{
+				int32		c = DatumGetInt32(FunctionCall2Coll(&col->cmp, col->collid,
+																value, acc->value));
+
+				if ((col->acc == ACC_MIN && c < 0) || (col->acc == ACC_MAX && c > 0))
+					acc->value = datumCopy(value, col->typbyval, col->typlen);
+				break;
+			}
+	}
+}
+
+/*
+ * acc_merge
+ *		Merge accumulator src into dst (a group of the other layer).
+ */
+void
+acc_merge(FastColumn *col, Acc *dst, Acc *src)
+{
+	if (src->isnull)
+		return;
+	if (col->acc == ACC_SUM_INT)
+	{
+		if (dst->isnull)
+			dst->isum = src->isum;
+		else
+			dst->isum += src->isum;
+		dst->isnull = false;
+		return;
+	}
+	acc_add(col, dst, src->value, false);
+}
+
+/*
+ * acc_result
+ *		The final value of an accumulator in the column's type: integer sums
+ *		are range-checked with the errors of the cast the GROUP BY query
+ *		makes, numeric sums get the column's type modifier.
+ */
+Datum
+acc_result(FastColumn *col, Acc *acc)
+{
+	switch (col->acc)
+	{
+		case ACC_SUM_INT:
+			if (col->typid == INT2OID)
+			{
+				if (acc->isum < PG_INT16_MIN || acc->isum > PG_INT16_MAX)
+					ereport(ERROR,
+							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							 errmsg("smallint out of range")));
+				return Int16GetDatum((int16) acc->isum);
+			}
+			if (col->typid == INT4OID)
+			{
+				if (acc->isum < PG_INT32_MIN || acc->isum > PG_INT32_MAX)
+					ereport(ERROR,
+							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							 errmsg("integer out of range")));
+				return Int32GetDatum((int32) acc->isum);
+			}
+			if (acc->isum < PG_INT64_MIN || acc->isum > PG_INT64_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("bigint out of range")));
+			return Int64GetDatum((int64) acc->isum);
+		case ACC_SUM_NUMERIC:
+			if (col->typmod >= 0)
+				return DirectFunctionCall2(numeric, acc->value,
+										   Int32GetDatum(col->typmod));
+			return acc->value;
+		default:
+			return acc->value;
+	}
+}
