@@ -19,6 +19,7 @@ OBJS = \
 	src/history.o \
 	src/history_worker.o \
 	src/merge_acc.o \
+	src/merge_kinds.o \
 	src/merge_plan.o \
 	src/merge_sql.o \
 	src/pick_agg.o \

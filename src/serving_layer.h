@@ -115,9 +115,14 @@ typedef struct MergePlan
 } MergePlan;
 
 /* merge_plan.c */
+extern bool sl_is_numeric_type(Oid typid);
 extern MergePlan *merge_plan_build(const Definition *def);
 extern void merge_plan_check_target(const MergePlan *plan, Oid relid);
 extern List *merge_plan_key_names(const MergePlan *plan);
+
+/* merge_kinds.c */
+extern void merge_plan_merges(MergePlan *plan, const Definition *def,
+							  const char *batchname);
 extern Jsonb *merge_plan_merge_json(const MergePlan *plan);
 extern List *merge_plan_speed_names(const MergePlan *plan);
 
