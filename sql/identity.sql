@@ -59,7 +59,7 @@ CREATE VIEW identity AS
 	SELECT c.oid = s.oid AS same_oid,
 		   c.relowner = s.relowner AS same_owner,
 		   c.relacl = s.relacl AS same_acl,
-		   c.reltoastrelid = s.reltoastrelid AS same_toast,
+		   c.reltoastrelid::regclass::text = 'pg_toast.pg_toast_' || c.oid AS toast_named,
 		   c.relfilenode <> s.relfilenode AS new_storage,
 		   array(SELECT indexrelid FROM pg_index WHERE indrelid = c.oid
 				 ORDER BY indexrelid) = s.indexes AS same_indexes,

@@ -8,17 +8,18 @@
  * The new heap is made with make_new_heap(), as REFRESH MATERIALIZED VIEW
  * and CLUSTER do, so it has the serving table's exact tuple descriptor
  * (dropped columns included), persistence, access method and options.  The
- * merge query runs through SPI with a DestReceiver of ours instead of as
- * INSERT ... SELECT, for three reasons SPI alone cannot serve:
+ * rows are computed in C (fast_merge.c) or by the merge query through SPI
+ * (query_rows.c), and written by heap_writer.c rather than by INSERT ...
+ * SELECT, for two reasons SPI alone cannot serve:
  *	  - tuples are inserted frozen (TABLE_INSERT_FROZEN), which is valid for
  *		a relation created in this transaction and lets transactions whose
  *		snapshots predate the swap see the new contents instead of an empty
  *		table, as REFRESH MATERIALIZED VIEW does;
  *	  - rows go in through table_multi_insert() with a bulk-insert state, the
- *		fastest path the table AM offers (it is what COPY uses);
- *	  - TOAST pointers are written against the serving table's own TOAST
- *		table (rd_toastoid, as CLUSTER does), so the swap can exchange TOAST
- *		storage by content and nothing has to be rewritten afterwards.
+ *		fastest path the table AM offers (it is what COPY uses).
+ * Values too large for a heap page go to the new heap's own TOAST table,
+ * which the swap hands to the serving table with the rest (by link), so the
+ * index copies and ANALYZE read them normally before the swap.
  * Only the serving table's SHARE UPDATE EXCLUSIVE lock is held meanwhile:
  * readers and writers of the serving table are not blocked by the build.
  *
@@ -269,23 +270,7 @@ build_new_contents(const MergePlan *plan, Oid target_relid,
 									  NoLock);
 	newrel = table_open(result->new_relid, NoLock);
 
-	/*
-	 * Write TOAST pointers for the serving table's TOAST relation, so that
-	 * the swap can exchange TOAST storage by content.
-	 */
-	if (OidIsValid(newrel->rd_rel->reltoastrelid))
-	{
-		if (!OidIsValid(oldrel->rd_rel->reltoastrelid))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("serving table \"%s\" has no TOAST table",
-							RelationGetRelationName(oldrel)),
-					 errhint("Rewrite it once with VACUUM FULL.")));
-		newrel->rd_toastoid = oldrel->rd_rel->reltoastrelid;
-	}
-
 	fill_new_heap(plan, oldrel, newrel, result);
-	newrel->rd_toastoid = InvalidOid;
 	if (sl_verbose)
 		ereport(INFO,
 				(errmsg("refresh of %s: build: rows read %lld batch + %lld speed, rows written %lld, %.1f ms",

@@ -3,8 +3,8 @@
  * swap.c
  *	  Switch the new contents in: take the serving table's ACCESS EXCLUSIVE
  *	  lock with bounded waits, then exchange the storage (relfilenodes) of
- *	  the serving table and the new heap, of their TOAST tables and TOAST
- *	  indexes, and of each index pair.
+ *	  the serving table and the new heap and of each index pair, and hand
+ *	  the new heap's TOAST table to the serving table.
  *
  * Why not SQL: no SQL command swaps two relations' storage while keeping
  * the OIDs, and the only core function that does (finish_heap_swap, used by
@@ -34,6 +34,7 @@
 #include "access/toast_internals.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/pg_depend.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_statistic.h"
@@ -279,6 +280,85 @@ swap_statistics(Oid oldrelid, Oid newrelid)
 }
 
 /*
+ * swap_toast_links
+ *		Exchange the TOAST tables of two heaps by link: pg_class.reltoastrelid
+ *		and the TOAST tables' INTERNAL dependencies on their heaps.
+ *
+ * The new heap's rows point at the new heap's TOAST table (by its OID), so
+ * that table goes with them, as core's swap_relation_files() does when it
+ * does not swap TOAST by content.  Either heap may have no TOAST table.
+ */
+static void
+swap_toast_links(Relation pg_class, Oid r1, Oid r2)
+{
+	HeapTuple	tup1 = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(r1));
+	HeapTuple	tup2 = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(r2));
+	Form_pg_class f1;
+	Form_pg_class f2;
+	Oid			toast1;
+	ObjectAddress heap;
+	ObjectAddress toast;
+
+	if (!HeapTupleIsValid(tup1) || !HeapTupleIsValid(tup2))
+		elog(ERROR, "cache lookup failed for relation %u or %u", r1, r2);
+	f1 = (Form_pg_class) GETSTRUCT(tup1);
+	f2 = (Form_pg_class) GETSTRUCT(tup2);
+	toast1 = f1->reltoastrelid;
+	f1->reltoastrelid = f2->reltoastrelid;
+	f2->reltoastrelid = toast1;
+	CatalogTupleUpdate(pg_class, &tup1->t_self, tup1);
+	CatalogTupleUpdate(pg_class, &tup2->t_self, tup2);
+
+	/* a TOAST table's only dependency is the one on its heap */
+	heap.classId = toast.classId = RelationRelationId;
+	heap.objectSubId = toast.objectSubId = 0;
+	if (OidIsValid(f1->reltoastrelid))
+	{
+		if (deleteDependencyRecordsFor(RelationRelationId, f1->reltoastrelid,
+									   false) != 1)
+			elog(ERROR, "expected one dependency record for TOAST table %u",
+				 f1->reltoastrelid);
+		heap.objectId = r1;
+		toast.objectId = f1->reltoastrelid;
+		recordDependencyOn(&toast, &heap, DEPENDENCY_INTERNAL);
+	}
+	if (OidIsValid(f2->reltoastrelid))
+	{
+		if (deleteDependencyRecordsFor(RelationRelationId, f2->reltoastrelid,
+									   false) != 1)
+			elog(ERROR, "expected one dependency record for TOAST table %u",
+				 f2->reltoastrelid);
+		heap.objectId = r2;
+		toast.objectId = f2->reltoastrelid;
+		recordDependencyOn(&toast, &heap, DEPENDENCY_INTERNAL);
+	}
+	heap_freetuple(tup1);
+	heap_freetuple(tup2);
+}
+
+/*
+ * rename_toast
+ *		Give a heap's TOAST table and its index the names a TOAST table of
+ *		that heap would have (pg_toast_<oid>, pg_toast_<oid>_index).
+ */
+static void
+rename_toast(Oid relid)
+{
+	Relation	rel = table_open(relid, NoLock);
+	Oid			toastoid = rel->rd_rel->reltoastrelid;
+
+	table_close(rel, NoLock);
+	if (!OidIsValid(toastoid))
+		return;
+	RenameRelationInternal(toastoid, psprintf("pg_toast_%u", relid), true,
+						   false);
+	CommandCounterIncrement();
+	RenameRelationInternal(toast_get_valid_index(toastoid, AccessExclusiveLock),
+						   psprintf("pg_toast_%u_index", relid), true, true);
+	CommandCounterIncrement();
+}
+
+/*
  * swap_storage
  *		With the serving table locked ACCESS EXCLUSIVE, move the new heap's
  *		storage (and its TOAST table and indexes) under the serving table,
@@ -290,8 +370,6 @@ swap_storage(BuildResult *result)
 	Relation	oldrel = table_open(result->target_relid, NoLock);
 	Relation	newrel = table_open(result->new_relid, NoLock);
 	Relation	pg_class;
-	Oid			oldtoast = oldrel->rd_rel->reltoastrelid;
-	Oid			newtoast = newrel->rd_rel->reltoastrelid;
 	BlockNumber pages = RelationGetNumberOfBlocks(newrel);
 	ListCell   *lc;
 	ObjectAddress object;
@@ -312,13 +390,8 @@ swap_storage(BuildResult *result)
 	set_heap_stats(pg_class, result->new_relid, pages, result->output_rows);
 
 	swap_pair(pg_class, result->target_relid, result->new_relid);
-	if (OidIsValid(newtoast))
-	{
-		swap_pair(pg_class, oldtoast, newtoast);
-		swap_pair(pg_class,
-				  toast_get_valid_index(oldtoast, AccessExclusiveLock),
-				  toast_get_valid_index(newtoast, AccessExclusiveLock));
-	}
+	CommandCounterIncrement();
+	swap_toast_links(pg_class, result->target_relid, result->new_relid);
 	for (int i = 0; i < list_length(result->index_pairs); i += 2)
 		swap_pair(pg_class, list_nth_oid(result->index_pairs, i),
 				  list_nth_oid(result->index_pairs, i + 1));
@@ -333,4 +406,7 @@ swap_storage(BuildResult *result)
 	object.objectSubId = 0;
 	performDeletion(&object, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
 	CommandCounterIncrement();
+
+	/* the old TOAST table is gone with it: its names are free */
+	rename_toast(result->target_relid);
 }
