@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -228,6 +229,14 @@ refresh_swap(RefreshRun *run, RefreshJob *job)
 	instr_time	start;
 
 	run->current = job;
+
+	/*
+	 * The build wrote the new contents to WAL, and the commit must flush
+	 * all of it; flush it now, before the exclusive lock, so that the commit
+	 * (which readers wait for) only flushes the swap's few records.
+	 */
+	XLogFlush(GetXLogInsertRecPtr());
+
 	swap_lock_serving_table(result->target_relid, job->def->target->name,
 							job->def->target->display);
 	INSTR_TIME_SET_CURRENT(start);
