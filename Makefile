@@ -25,6 +25,7 @@ OBJS = \
 	src/pick_agg.o \
 	src/query_rows.o \
 	src/refresh.o \
+	src/retire.o \
 	src/swap.o \
 	src/target.o
 

@@ -11,7 +11,8 @@
  * bounded time for it to commit them, then re-raises the error.  This needs
  * neither shared_preload_libraries nor superuser setup: dynamic workers can
  * be started by any backend while max_worker_processes allows.  The worker
- * connects as the history table's owner.
+ * connects as the bootstrap superuser (which can always log in, as
+ * autovacuum does) and inserts as the history table's owner.
  *
  * Everything the error path needs (database, role) is looked up before the
  * refresh starts, so that nothing reads the catalogs after the error.
@@ -23,6 +24,7 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "catalog/pg_authid.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
@@ -118,7 +120,7 @@ history_record_failures(List *rows)
 	}
 	msg = dsm_segment_address(seg);
 	msg->dboid = MyDatabaseId;
-	msg->roleid = history_owner;
+	msg->roleid = BOOTSTRAP_SUPERUSERID;
 	msg->nrows = list_length(rows);
 	msg->textlen = textlen;
 	text = (char *) &msg->rows[msg->nrows];

@@ -214,6 +214,7 @@ refresh_build(RefreshRun *run, Definition *def)
 				 errmsg("serving table \"%s\" cannot be its own batch or speed table",
 						def->target->name)));
 	merge_plan_check_target(plan, relid);
+	retire_drop_leftovers(relid);
 
 	job->result = build_new_contents(plan, relid, def->target->display);
 }
@@ -281,6 +282,7 @@ refresh_run(RefreshRun *run, const char *target_text)
 {
 	List	   *defs;
 	List	   *outcomes = NIL;
+	List	   *retired = NIL;
 	ListCell   *lc;
 
 	run->pending_started = GetCurrentTimestamp();
@@ -330,9 +332,12 @@ refresh_run(RefreshRun *run, const char *target_text)
 			push_target_context(&cb, job->def->target->display);
 			refresh_swap(run, job);
 			error_context_stack = cb.previous;
+			if (job->result->retired)
+				retired = lappend_oid(retired, job->result->new_relid);
 		}
 		outcomes = lappend(outcomes, job->outcome);
 	}
+	retire_launch_cleanup(retired);
 	return outcomes;
 }
 

@@ -156,6 +156,7 @@ typedef struct BuildResult
 	int64		batch_rows;
 	int64		speed_rows;
 	int64		output_rows;
+	bool		retired;		/* old storage left for retire.c to drop */
 } BuildResult;
 
 /* heap_writer.c */
@@ -185,6 +186,13 @@ extern double sl_elapsed_ms(instr_time start);
 extern void swap_lock_serving_table(Oid relid, const char *name,
 									const char *display);
 extern void swap_storage(BuildResult *result);
+
+/* retire.c */
+#define RETIRE_MIN_BYTES ((Size) 64 * 1024 * 1024)
+extern void retire_old_heap(Oid serving, Oid oldheap);
+extern void retire_name_toast(Oid serving);
+extern void retire_drop_leftovers(Oid serving);
+extern void retire_launch_cleanup(List *relids);
 
 /* history.c */
 extern void history_record(const char *target, TimestampTz started_at,

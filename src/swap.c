@@ -337,32 +337,38 @@ swap_toast_links(Relation pg_class, Oid r1, Oid r2)
 }
 
 /*
- * rename_toast
- *		Give a heap's TOAST table and its index the names a TOAST table of
- *		that heap would have (pg_toast_<oid>, pg_toast_<oid>_index).
+ * relation_total_blocks
+ *		Blocks of a heap's main fork, its TOAST table's and its indexes'.
  */
-static void
-rename_toast(Oid relid)
+static BlockNumber
+relation_total_blocks(Relation rel)
 {
-	Relation	rel = table_open(relid, NoLock);
-	Oid			toastoid = rel->rd_rel->reltoastrelid;
+	BlockNumber total = RelationGetNumberOfBlocks(rel);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
 
-	table_close(rel, NoLock);
-	if (!OidIsValid(toastoid))
-		return;
-	RenameRelationInternal(toastoid, psprintf("pg_toast_%u", relid), true,
-						   false);
-	CommandCounterIncrement();
-	RenameRelationInternal(toast_get_valid_index(toastoid, AccessExclusiveLock),
-						   psprintf("pg_toast_%u_index", relid), true, true);
-	CommandCounterIncrement();
+	if (OidIsValid(rel->rd_rel->reltoastrelid))
+	{
+		Relation	toast = table_open(rel->rd_rel->reltoastrelid, AccessShareLock);
+
+		total += relation_total_blocks(toast);
+		table_close(toast, AccessShareLock);
+	}
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+
+		total += RelationGetNumberOfBlocks(idx);
+		index_close(idx, AccessShareLock);
+	}
+	return total;
 }
 
 /*
  * swap_storage
  *		With the serving table locked ACCESS EXCLUSIVE, move the new heap's
  *		storage (and its TOAST table and indexes) under the serving table,
- *		then drop the new heap, which now owns the old storage.
+ *		and retire the new heap, which now owns the old storage.
  */
 void
 swap_storage(BuildResult *result)
@@ -371,8 +377,8 @@ swap_storage(BuildResult *result)
 	Relation	newrel = table_open(result->new_relid, NoLock);
 	Relation	pg_class;
 	BlockNumber pages = RelationGetNumberOfBlocks(newrel);
+	BlockNumber oldpages = relation_total_blocks(oldrel);
 	ListCell   *lc;
-	ObjectAddress object;
 
 	/* no open cursor of ours may be reading the old storage */
 	CheckTableNotInUse(oldrel, "serving_layer_refresh()");
@@ -400,13 +406,24 @@ swap_storage(BuildResult *result)
 	swap_statistics(result->target_relid, result->new_relid);
 	CommandCounterIncrement();
 
-	/* the new heap, its TOAST table and its indexes now hold the old rows */
-	object.classId = RelationRelationId;
-	object.objectId = result->new_relid;
-	object.objectSubId = 0;
-	performDeletion(&object, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
-	CommandCounterIncrement();
+	/*
+	 * The new heap, its TOAST table and its indexes now hold the old rows.
+	 * Dropping them truncates their files at commit, under the exclusive
+	 * lock: cheap for small tables, so they are dropped now; large ones are
+	 * dropped once this transaction is over (retire.c).
+	 */
+	result->retired = (Size) oldpages * BLCKSZ >= RETIRE_MIN_BYTES;
+	if (result->retired)
+		retire_old_heap(result->target_relid, result->new_relid);
+	else
+	{
+		ObjectAddress object;
 
-	/* the old TOAST table is gone with it: its names are free */
-	rename_toast(result->target_relid);
+		object.classId = RelationRelationId;
+		object.objectId = result->new_relid;
+		object.objectSubId = 0;
+		performDeletion(&object, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
+		CommandCounterIncrement();
+		retire_name_toast(result->target_relid);
+	}
 }
