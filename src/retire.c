@@ -39,6 +39,7 @@
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -181,6 +182,7 @@ retire_drop_leftovers(Oid serving)
 {
 	Oid			argtypes[2] = {OIDOID, TEXTOID};
 	Datum		values[2];
+	MemoryContext outer = CurrentMemoryContext;
 	List	   *relids = NIL;
 	ListCell   *lc;
 
@@ -196,11 +198,13 @@ retire_drop_leftovers(Oid serving)
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc,
+														   1, &isnull));
+		MemoryContext spicxt = MemoryContextSwitchTo(outer);
 
-		relids = lappend_oid(relids,
-							 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-															SPI_tuptable->tupdesc,
-															1, &isnull)));
+		relids = lappend_oid(relids, relid);
+		MemoryContextSwitchTo(spicxt);
 	}
 	SPI_finish();
 	foreach(lc, relids)
