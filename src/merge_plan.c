@@ -60,14 +60,16 @@ sl_is_numeric_type(Oid typid)
  *		error the user can act on when it is gone or is not a table.
  */
 static Relation
-open_layer(Oid relid, const char *role)
+open_layer(Oid relid, const char *role, const Definition *def)
 {
 	Relation	rel = try_relation_open(relid, AccessShareLock);
 
 	if (rel == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("%s table with OID %u does not exist", role, relid),
+				 errmsg("%s table of serving table \"%s\" does not exist",
+						role, def->target->name),
+				 errdetail("It was the relation with OID %u.", relid),
 				 errhint("Define the serving table again with serving_layer_define().")));
 
 	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
@@ -223,6 +225,15 @@ plan_speed_columns(MergePlan *plan, const Definition *def,
 		ListCell   *lc;
 		int			i = 0;
 
+		if (list_length(def->speed_columns) != plan->ncolumns &&
+			def->from_catalog)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("batch table of serving table \"%s\" has changed since it was defined",
+							def->target->name),
+					 errdetail("The definition matches %d speed columns to the batch table's columns, and the batch table now has %d.",
+							   list_length(def->speed_columns), plan->ncolumns),
+					 errhint("Define the serving table again with serving_layer_define().")));
 		if (list_length(def->speed_columns) != plan->ncolumns)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -310,8 +321,8 @@ MergePlan *
 merge_plan_build(const Definition *def)
 {
 	MergePlan  *plan = palloc0(sizeof(MergePlan));
-	Relation	batch = open_layer(def->batch, "batch");
-	Relation	speed = open_layer(def->speed, "speed");
+	Relation	batch = open_layer(def->batch, "batch", def);
+	Relation	speed = open_layer(def->speed, "speed", def);
 	const char *batchname = RelationGetRelationName(batch);
 	List	   *cols = live_columns(RelationGetDescr(batch));
 	ListCell   *lc;

@@ -221,7 +221,7 @@ refresh_build(RefreshRun *run, Definition *def)
 
 /*
  * refresh_swap
- *		Swap one built target in and record it.
+ *		Swap one built target in, its serving table locked, and record it.
  */
 static void
 refresh_swap(RefreshRun *run, RefreshJob *job)
@@ -230,16 +230,6 @@ refresh_swap(RefreshRun *run, RefreshJob *job)
 	instr_time	start;
 
 	run->current = job;
-
-	/*
-	 * The build wrote the new contents to WAL, and the commit must flush
-	 * all of it; flush it now, before the exclusive lock, so that the commit
-	 * (which readers wait for) only flushes the swap's few records.
-	 */
-	XLogFlush(GetXLogInsertRecPtr());
-
-	swap_lock_serving_table(result->target_relid, job->def->target->name,
-							job->def->target->display);
 	INSTR_TIME_SET_CURRENT(start);
 	swap_storage(result);
 	if (sl_verbose)
@@ -256,6 +246,50 @@ refresh_swap(RefreshRun *run, RefreshJob *job)
 	job->outcome->batch_rows = result->batch_rows;
 	job->outcome->speed_rows = result->speed_rows;
 	job->outcome->output_rows = result->output_rows;
+}
+
+static void push_target_context(ErrorContextCallback *cb, const char *display);
+
+/*
+ * lock_for_swap
+ *		Take the swap locks of every built target, all in the same attempts.
+ */
+static void
+lock_for_swap(RefreshRun *run)
+{
+	List	   *relids = NIL;
+	List	   *names = NIL;
+	List	   *displays = NIL;
+	ListCell   *lc;
+	ErrorContextCallback cb;
+
+	foreach(lc, run->jobs)
+	{
+		RefreshJob *job = lfirst(lc);
+
+		if (job->result == NULL)
+			continue;
+		relids = lappend_oid(relids, job->result->target_relid);
+		names = lappend(names, job->def->target->name);
+		displays = lappend(displays, job->def->target->display);
+		run->current = job;
+	}
+	if (relids == NIL)
+		return;
+
+	/*
+	 * The build wrote the new contents to WAL, and the commit must flush
+	 * all of it; flush it now, before the exclusive locks, so that the
+	 * commit (which readers wait for) only flushes the swap's few records.
+	 */
+	XLogFlush(XactLastRecEnd);
+
+	/* the message names the table; with one target, so does the context */
+	if (list_length(displays) == 1)
+		push_target_context(&cb, linitial(displays));
+	swap_lock_serving_tables(relids, names, displays);
+	if (list_length(displays) == 1)
+		error_context_stack = cb.previous;
 }
 
 /*
@@ -322,6 +356,7 @@ refresh_run(RefreshRun *run, const char *target_text)
 		error_context_stack = cb.previous;
 	}
 
+	lock_for_swap(run);
 	foreach(lc, run->jobs)
 	{
 		RefreshJob *job = lfirst(lc);

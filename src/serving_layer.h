@@ -183,8 +183,8 @@ extern BuildResult *build_new_contents(const MergePlan *plan,
 extern double sl_elapsed_ms(instr_time start);
 
 /* swap.c */
-extern void swap_lock_serving_table(Oid relid, const char *name,
-									const char *display);
+extern void swap_lock_serving_tables(List *relids, List *names,
+									 List *displays);
 extern void swap_storage(BuildResult *result);
 
 /* retire.c */

@@ -59,20 +59,26 @@
 
 /*
  * lock_attempt
- *		Try once to take ACCESS EXCLUSIVE on a relation, waiting at most
- *		timeout_ms.  Returns false on a lock timeout; other errors (a
- *		cancel, statement_timeout, a deadlock) propagate.
+ *		Try once to take ACCESS EXCLUSIVE on every relation of the list,
+ *		waiting at most timeout_ms for each.  Returns -1 when all are locked,
+ *		else the index of the relation whose lock timed out (and none is
+ *		kept); other errors (a cancel, statement_timeout, a deadlock)
+ *		propagate.
  *
  * The attempt runs in a subtransaction with lock_timeout set, as PL/pgSQL
  * runs an EXCEPTION block: a timeout aborts the subtransaction, which takes
- * our place out of the lock queue; a success keeps the lock in the parent.
+ * our place out of the lock queues and releases the locks this attempt got;
+ * a success keeps the locks in the parent.  Taking all the serving tables of
+ * a refresh in one attempt means none of them stays locked, blocking its
+ * readers, while the refresh waits for another.
  */
-static bool
-lock_attempt(Oid relid, int timeout_ms)
+static int
+lock_attempt(List *relids, int timeout_ms)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool got = false;
+	volatile int failed = -1;
+	volatile int current = 0;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
@@ -80,15 +86,19 @@ lock_attempt(Oid relid, int timeout_ms)
 	{
 		char		value[32];
 		int			nestlevel = NewGUCNestLevel();
+		ListCell   *lc;
 
 		snprintf(value, sizeof(value), "%d", timeout_ms);
 		(void) set_config_option("lock_timeout", value, PGC_USERSET,
 								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
 								 false);
-		LockRelationOid(relid, AccessExclusiveLock);
+		foreach(lc, relids)
+		{
+			current = foreach_current_index(lc);
+			LockRelationOid(lfirst_oid(lc), AccessExclusiveLock);
+		}
 		AtEOXact_GUC(true, nestlevel);
 		ReleaseCurrentSubTransaction();
-		got = true;
 	}
 	PG_CATCH();
 	{
@@ -103,36 +113,40 @@ lock_attempt(Oid relid, int timeout_ms)
 		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 			ReThrowError(edata);
 		FreeErrorData(edata);
+		failed = current;
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
-	return got;
+	return failed;
 }
 
 /*
- * swap_lock_serving_table
- *		Take ACCESS EXCLUSIVE on the serving table in attempts of at most
- *		serving_layer.swap_lock_timeout ms, for at most
- *		serving_layer.swap_max_wait ms in all; then fail with
- *		lock_not_available.
+ * swap_lock_serving_tables
+ *		Take ACCESS EXCLUSIVE on the serving tables (in the order given) in
+ *		attempts of at most serving_layer.swap_lock_timeout ms per table,
+ *		for at most serving_layer.swap_max_wait ms in all; then fail with
+ *		lock_not_available, naming the table that was not available.
  */
 void
-swap_lock_serving_table(Oid relid, const char *name, const char *display)
+swap_lock_serving_tables(List *relids, List *names, List *displays)
 {
 	instr_time	start;
 	int			attempts = 0;
 	long		backoff = 10;
+	ListCell   *lc;
 
 	INSTR_TIME_SET_CURRENT(start);
 	for (;;)
 	{
 		double		waited;
 		long		sleep_ms;
+		int			failed;
 
 		CHECK_FOR_INTERRUPTS();
 		attempts++;
-		if (lock_attempt(relid, sl_swap_lock_timeout))
+		failed = lock_attempt(relids, sl_swap_lock_timeout);
+		if (failed < 0)
 			break;
 
 		waited = sl_elapsed_ms(start);
@@ -140,7 +154,7 @@ swap_lock_serving_table(Oid relid, const char *name, const char *display)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("could not lock serving table \"%s\" for the swap",
-							name),
+							(char *) list_nth(names, failed)),
 					 errdetail("%d attempts of %d ms each over %.0f ms found the table locked by another transaction.",
 							   attempts, sl_swap_lock_timeout, waited),
 					 errhint("Retry the refresh, or raise serving_layer.swap_max_wait.")));
@@ -152,9 +166,10 @@ swap_lock_serving_table(Oid relid, const char *name, const char *display)
 		backoff = Min(backoff * 2, SWAP_MAX_BACKOFF_MS);
 	}
 	if (sl_verbose)
-		ereport(INFO,
-				(errmsg("refresh of %s: lock: attempts %d, %.1f ms",
-						display, attempts, sl_elapsed_ms(start))));
+		foreach(lc, displays)
+			ereport(INFO,
+					(errmsg("refresh of %s: lock: attempts %d, %.1f ms",
+							(char *) lfirst(lc), attempts, sl_elapsed_ms(start))));
 }
 
 /*
