@@ -68,6 +68,30 @@ SELECT * FROM serving_layer_refresh('sl_def.report');
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 
+-- code a definition names runs with search_path pinned to pg_catalog: an
+-- aggregate whose SQL-language step uses an unqualified +, refreshed under
+-- a search_path that puts a rogue + before pg_catalog, still adds
+CREATE SCHEMA sl_evil;
+CREATE FUNCTION sl_evil.rogue_plus(bigint, bigint) RETURNS bigint
+	LANGUAGE sql AS 'SELECT 666::bigint';
+CREATE OPERATOR sl_evil.+ (FUNCTION = sl_evil.rogue_plus,
+						   LEFTARG = bigint, RIGHTARG = bigint);
+CREATE FUNCTION sl_def.step(bigint, bigint) RETURNS bigint
+	LANGUAGE sql AS 'SELECT coalesce($1, 0) + coalesce($2, 0)';
+CREATE AGGREGATE sl_def.total(bigint) (SFUNC = sl_def.step, STYPE = bigint);
+CREATE TABLE sl_def.tb (city text, n bigint);
+CREATE TABLE sl_def.ts (city text, n bigint);
+INSERT INTO sl_def.tb VALUES ('a', 1), ('a', 2);
+INSERT INTO sl_def.ts VALUES ('a', 4);
+SELECT serving_layer_define('sl_def.totals', 'sl_def.tb', 'sl_def.ts',
+							merge => '{"n": "sl_def.total"}');
+SET search_path = sl_evil, pg_catalog, sl_def, public;
+SELECT target, status FROM serving_layer_refresh('sl_def.totals');
+SELECT * FROM sl_def.totals;
+SET search_path = sl_def, public;
+SELECT serving_layer_forget('sl_def.totals');
+DROP SCHEMA sl_evil CASCADE;
+
 SELECT serving_layer_forget('sl_def.report');
 RESET search_path;
 DROP SCHEMA sl_def CASCADE;
