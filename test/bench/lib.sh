@@ -1,0 +1,198 @@
+# test/bench/lib.sh
+# shellcheck shell=bash disable=SC2034
+#
+# Shared bash functions for the benchmark scripts (speed.sh, readers.sh):
+# a throwaway PostgreSQL 15 cluster tuned and described for benchmarking,
+# a description of the machine, timing and median helpers.  Source it; do not
+# run it.  It builds on test/lib/common.sh (cleanup on exit, running as an
+# unprivileged OS user, psql); the cluster itself is started here because a
+# benchmark needs its own settings (fsync on, no autovacuum, bigger memory)
+# and a fixed port.
+#
+# Environment:
+#   BENCH_PORT   TCP port on 127.0.0.1 (default 55480)
+#   BENCH_USER   OS user that runs the cluster (default postgres; initdb
+#                refuses root)
+
+# shellcheck source=../lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH_OUT=$BENCH_DIR/out
+BENCH_PORT=${BENCH_PORT:-55480}
+SL_RUN_USER=${BENCH_USER:-postgres}
+
+# The settings every benchmark runs with (printed with the results).  Memory
+# is sized for the 24 GiB machine; durability stays on (fsync,
+# synchronous_commit, full_page_writes are left at their defaults);
+# autovacuum is off so that no background ANALYZE or VACUUM lands inside a
+# timing (the scripts ANALYZE explicitly where a run needs it); checkpoints
+# are spread out and forced by the scripts between runs.
+BENCH_SETTINGS="shared_buffers = 1GB
+work_mem = 64MB
+maintenance_work_mem = 1GB
+max_wal_size = 32GB
+min_wal_size = 2GB
+checkpoint_timeout = 1h
+autovacuum = off
+max_connections = 50"
+
+# Make sure the extension is installed system-wide (make install was the caller's job).
+bench_check_install() {
+	local extdir
+	extdir=$("$PG_CONFIG" --sharedir)/extension
+	[ -f "$extdir/serving_layer.control" ] || die "serving_layer is not installed in $extdir
+  install it first:  make -C $SL_ROOT PG_CONFIG=$PG_CONFIG install"
+	id -u "$SL_RUN_USER" >/dev/null 2>&1 || die "OS user '$SL_RUN_USER' does not exist (set BENCH_USER)"
+}
+
+# Start the benchmark cluster on 127.0.0.1:$BENCH_PORT; exports PGHOST, PGPORT,
+# PGUSER, SL_CLUSTER_DIR.  The cluster and its directory are removed on exit.
+bench_start_cluster() {
+	port_in_use "$BENCH_PORT" && die "port $BENCH_PORT on 127.0.0.1 is in use (set BENCH_PORT)"
+	SL_CLUSTER_DIR=$(make_user_tmpdir bench)
+	on_exit stop_cluster
+	local data=$SL_CLUSTER_DIR/data log=$SL_CLUSTER_DIR/server.log
+	if ! as_test_user "$PG_BINDIR/initdb" -D "$data" -U postgres --auth=trust \
+		--no-sync --locale=C --encoding=UTF8 >"$SL_CLUSTER_DIR/initdb.log" 2>&1; then
+		cat "$SL_CLUSTER_DIR/initdb.log" >&2
+		die "initdb failed in $data (output above)"
+	fi
+	cat >>"$data/postgresql.conf" <<-EOF
+		# added by test/bench/lib.sh for a throwaway benchmark cluster
+		listen_addresses = '127.0.0.1'
+		port = $BENCH_PORT
+		unix_socket_directories = '$SL_CLUSTER_DIR'
+		log_line_prefix = '%m %n [%p] app=%a '
+		$BENCH_SETTINGS
+		${BENCH_EXTRA_SETTINGS:-}
+	EOF
+	as_test_user "$PG_BINDIR/pg_ctl" -D "$data" -l "$log" -w -t 120 start >/dev/null 2>&1 || {
+		tail -n 40 "$log" >&2 || true
+		die "the benchmark server did not start (server log above: $log)"
+	}
+	export PGHOST=127.0.0.1 PGPORT=$BENCH_PORT PGUSER=postgres PGDATABASE=bench SL_CLUSTER_DIR
+	sl_psql -q -d postgres -c 'CREATE DATABASE bench' >/dev/null
+	sl_psql -q -c 'CREATE EXTENSION serving_layer' >/dev/null
+	say "benchmark cluster up on 127.0.0.1:$BENCH_PORT (data in $data, as OS user $SL_RUN_USER)"
+}
+
+# The server log of the benchmark cluster.
+bench_server_log() { printf '%s\n' "$SL_CLUSTER_DIR/server.log"; }
+
+# psql on the benchmark database: quiet, unaligned, tuples only, stop on error.
+bq() { PGOPTIONS='-c client_min_messages=warning' sl_psql -q -A -t "$@"; }
+
+# Print "load average" and the busiest other processes, for the results.
+bench_load_note() {
+	local load
+	load=$(cut -d' ' -f1-3 /proc/loadavg)
+	printf -- '- load average (1, 5, 15 min) %s: %s\n' "$1" "$load"
+}
+
+# Print a markdown description of the machine and the server.
+bench_machine() {
+	local cpu cores mem kernel
+	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | awk 'NR == 1')
+	cores=$(nproc)
+	mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+	kernel=$(uname -r)
+	echo "### Machine"
+	echo
+	echo "- CPU: $cpu, $cores cores ($(grep -c ^processor /proc/cpuinfo) logical)"
+	echo "- RAM: $mem; kernel $kernel; $(systemd-detect-virt 2>/dev/null || echo unknown) virtualization"
+	echo "- disk: $(df -h "$SL_CLUSTER_DIR" | awk 'NR==2 {print $1 ", " $2 " (" $4 " free)"}') for the data directory"
+	echo "- server: $(bq -c 'SHOW server_version'), locale C, UTF8"
+	echo "- settings: $(bq -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
+		FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'maintenance_work_mem',
+		'hash_mem_multiplier', 'max_wal_size', 'checkpoint_timeout', 'autovacuum', 'fsync',
+		'synchronous_commit', 'full_page_writes', 'wal_level', 'jit',
+		'max_parallel_workers_per_gather', 'max_parallel_maintenance_workers',
+		'effective_cache_size', 'random_page_cost')")"
+	echo "- extension: serving_layer $(bq -c "SELECT extversion FROM pg_extension WHERE extname = 'serving_layer'") from $SL_ROOT (git $(git -C "$SL_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$SL_ROOT" diff --quiet -- src 2>/dev/null || echo ', src/ modified'))"
+}
+
+# Median of the numbers on stdin (one per line); empty input prints nothing.
+median() {
+	sort -g | awk '{a[NR] = $1} END {
+		if (NR == 0) exit;
+		if (NR % 2) printf "%.3f\n", a[(NR + 1) / 2];
+		else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# Sum of the "Time: X ms" lines psql's \timing printed in file $1, in seconds.
+timing_seconds() {
+	awk '/^Time: [0-9.]+ ms/ {t += $2} END {printf "%.3f\n", t / 1000}' "$1"
+}
+
+# a / b with 2 decimals, or "-" when either is missing or b is zero.
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a == "" || b == "" || a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b + 0 == 0) print "-";
+		else printf "%.2f\n", a / b }'
+}
+
+# --- the classic layout, generated ---------------------------------------------
+
+# Create batch_layer with $1 keys 'city-1' .. 'city-N' (no index, no
+# constraint), then VACUUM ANALYZE it if $2 is "analyze", else only read it
+# once (hint bits) so that it has no statistics.
+make_batch() {
+	bq <<-SQL
+		SET client_min_messages = warning;
+		DROP TABLE IF EXISTS batch_layer, serving_layer, serving_layer_temp, x, bench_ref;
+		CREATE TABLE batch_layer (location text, count_id bigint,
+			sum_followers_count bigint, sum_favorite_count bigint, sum_retweet_count bigint);
+		SET synchronous_commit = off;
+		INSERT INTO batch_layer
+		SELECT 'city-' || i, 1 + i % 97, (i * 7919) % 1000003, (i * 104729) % 10007, (i * 31) % 1009
+		FROM generate_series(1::bigint, $1) AS i;
+	SQL
+	settle batch_layer "$2"
+}
+
+# Create speed_layer with $2 % of $1 rows, its columns named as Spark names
+# them ("count(id)", ...): half of the rows update batch keys spread evenly
+# over 'city-1' .. 'city-N', half bring new keys 'city-N+1' ...
+make_speed() {
+	local n=$1 pct=$2 s half step
+	s=$((n * pct / 100))
+	half=$((s / 2))
+	step=$((n / half))
+	bq <<-SQL
+		SET client_min_messages = warning;
+		DROP TABLE IF EXISTS speed_layer, bench_ref;
+		CREATE TABLE speed_layer (location text, "count(id)" bigint,
+			"sum(followers_count)" bigint, "sum(favorite_count)" bigint, "sum(retweet_count)" bigint);
+		SET synchronous_commit = off;
+		INSERT INTO speed_layer
+		SELECT 'city-' || (1 + (j - 1) * $step), 1 + j % 7, j % 1000, j % 100, j % 10
+		FROM generate_series(1::bigint, $half) AS j
+		UNION ALL
+		SELECT 'city-' || ($n + j), 1 + j % 7, j % 1000, j % 100, j % 10
+		FROM generate_series(1::bigint, $((s - half))) AS j;
+	SQL
+	settle speed_layer "$3"
+}
+
+# VACUUM ANALYZE a table ($2 = analyze) or read it once (anything else).
+settle() {
+	if [ "$2" = analyze ]; then
+		bq -c "VACUUM ANALYZE $1" >/dev/null
+	else
+		bq -c "SELECT count(*) FROM $1" >/dev/null
+	fi
+}
+
+# Make sure gnuplot is there (Debian package gnuplot-nox), installing it as root.
+ensure_gnuplot() {
+	command -v gnuplot >/dev/null 2>&1 && return 0
+	is_root || { say "gnuplot is missing (apt-get install gnuplot-nox): no plot"; return 1; }
+	say "installing gnuplot-nox for the plot"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gnuplot-nox \
+		</dev/null >/dev/null 2>&1 || {
+		apt-get update -q >/dev/null 2>&1 &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+				gnuplot-nox </dev/null >/dev/null 2>&1
+	} || { say "could not install gnuplot-nox: no plot"; return 1; }
+}

@@ -1,0 +1,534 @@
+#!/usr/bin/env bash
+# test/bench/speed.sh
+#
+# How fast is a refresh?  Starts a throwaway PostgreSQL 15 cluster (as the
+# postgres OS user, in a temporary folder, on 127.0.0.1:$BENCH_PORT, default
+# 55480; removed at the end), builds the classic layout of the original design
+# at N batch keys (1M and 5M; --big adds 10M; --quick uses 100k and 300k) and
+# a speed layer of 1 %, 10 % and 100 % of N rows (half of them keys of the
+# batch layer, half new keys), and times, alternating the methods, RUNS (3)
+# runs of each:
+#   (a) floor          CREATE TABLE x AS SELECT * FROM batch_layer
+#   (b) floor+index    (a), then CREATE INDEX ON x (location)
+#   (c) seed           the original design's SQL (test/bench/seed.sql) in one
+#                      transaction, cut off after SEED_TIMEOUT (300) s
+#   (d) refresh        SELECT * FROM serving_layer_refresh(), no index on
+#                      serving_layer
+#   (e) refresh+index  the same with a btree index on serving_layer (location)
+# It prints markdown tables of the medians, ratios, scaling and the refreshing
+# backend's peak memory, checks at the smallest N that the refresh (and the
+# seed) produce exactly a GROUP BY over batch UNION ALL speed, times the
+# refresh at 1M keys / 10 % speed (the smallest N with --quick) with
+# work_mem 64kB and 1GB, with and without ANALYZE on the layers, and shows
+# where a refresh's time goes (auto_explain of the merge query at the second
+# size, 10 % speed).  Raw results, the report and speed.png go to
+# test/bench/out/.
+#
+#   test/bench/speed.sh [--quick | --big] [--runs N]
+#
+# It assumes the extension is installed (make install) and runs as root or
+# as a user that can run PostgreSQL.  A default run takes about 30 minutes on
+# 2 cores.  Environment: BENCH_PORT, BENCH_USER (see lib.sh), SEED_TIMEOUT.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SIZES=(1000000 5000000)
+SPEEDS=(1 10 100)
+RUNS=3
+SEED_TIMEOUT=${SEED_TIMEOUT:-300}
+MODE=default
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) SIZES=(100000 300000) MODE=quick ;;
+	--big) SIZES=(1000000 5000000 10000000) MODE=big ;;
+	--runs) RUNS=$2; shift ;;
+	-h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown argument '$1' (see --help)" ;;
+	esac
+	shift
+done
+METHODS=(a b c d e)
+declare -A MNAME=([a]="floor" [b]="floor+index" [c]="seed" [d]="refresh" [e]="refresh+index")
+
+# Progress goes to stderr; the report to stdout and $REPORT.
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# "1M", "300k", "5M" for a number of keys.
+human() {
+	awk -v n="$1" 'BEGIN { if (n >= 1000000 && n % 1000000 == 0) printf "%dM\n", n / 1000000;
+		else if (n >= 1000) printf "%gk\n", n / 1000; else print n }'
+}
+
+bench_check_install
+mkdir -p "$BENCH_OUT"
+RAW=$BENCH_OUT/speed-raw
+rm -rf "$RAW"
+mkdir -p "$RAW"
+RUNS_TSV=$BENCH_OUT/speed-runs.tsv
+REPORT=$BENCH_OUT/speed.md
+printf 'N\tspeed_pct\tmethod\trun\tseconds\tstatus\tvmhwm_kb\trssshmem_kb\n' >"$RUNS_TSV"
+LOAD_BEFORE=$(bench_load_note "before the run")
+TOP_BEFORE=$(ps -eo pcpu=,comm= --sort=-pcpu | awk 'NR <= 5 {printf "%s%s %s%%", (NR > 1 ? ", " : ""), $2, $1}')
+STARTED=$(date +%s)
+bench_start_cluster
+BENCH_SRV_LOG=$(bench_server_log)
+
+# --- one timed run -------------------------------------------------------------
+
+# Untimed preparation before method $1: the state production would have.
+prepare() {
+	case "$1" in
+	a | b) bq -c 'DROP TABLE IF EXISTS x' >/dev/null ;;
+	c) bq -c 'DROP TABLE IF EXISTS serving_layer_temp' >/dev/null ;;
+	d) bq -c 'DROP INDEX IF EXISTS serving_layer_location_idx' >/dev/null ;;
+	e) bq -c 'CREATE INDEX IF NOT EXISTS serving_layer_location_idx ON serving_layer (location)' >/dev/null ;;
+	esac
+	bq -c CHECKPOINT >/dev/null
+}
+
+# The psql script of method $1.
+method_sql() {
+	case "$1" in
+	a) printf '%s\n' '\timing on' 'CREATE TABLE x AS SELECT * FROM batch_layer;' ;;
+	b) printf '%s\n' '\timing on' 'CREATE TABLE x AS SELECT * FROM batch_layer;' \
+		'CREATE INDEX ON x (location);' ;;
+	c) printf '%s\n' "SET statement_timeout = '${SEED_TIMEOUT}s';" '\timing on' 'BEGIN;' \
+		"\\i $BENCH_DIR/seed.sql" 'COMMIT;' ;;
+	d | e) printf '%s\n' '\timing on' 'SELECT * FROM serving_layer_refresh();' '\timing off' \
+		"SELECT 'mem', line FROM regexp_split_to_table(pg_read_file('/proc/' || pg_backend_pid() || '/status'), E'\\n') AS line WHERE line ~ '^(VmHWM|RssShmem):';" ;;
+	esac
+}
+
+# Run method $3 once at N=$1, speed $2 %, run $4 (a label); append a line
+# to $RUNS_TSV and print the seconds (or ">T" when cut off).
+timed_run() {
+	local n=$1 pct=$2 m=$3 run=$4 f rc=0 secs status=ok hwm=- shm=-
+	f=$RAW/${n}_${pct}_${m}_${run}.log
+	prepare "$m"
+	method_sql "$m" >"$f.sql"
+	if [ "$m" = c ]; then
+		# the cap covers the whole transaction: SIGINT makes psql cancel it
+		timeout --signal=INT "$SEED_TIMEOUT" \
+			"$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 -f "$f.sql" >"$f" 2>&1 || rc=$?
+	else
+		"$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 -f "$f.sql" >"$f" 2>&1 || rc=$?
+	fi
+	secs=$(timing_seconds "$f")
+	if [ "$rc" -ne 0 ]; then
+		if [ "$m" = c ] && grep -q 'canceling statement' "$f"; then
+			status=timeout
+			secs=">$SEED_TIMEOUT"
+		else
+			cat "$f" >&2
+			die "method $m (${MNAME[$m]}) failed at N=$n speed=$pct% (output above, in $f)"
+		fi
+	fi
+	if [ "$m" = d ] || [ "$m" = e ]; then
+		hwm=$(awk -F'|' '$2 ~ /^VmHWM:/ {print $2}' "$f" | awk '{print $2}')
+		shm=$(awk -F'|' '$2 ~ /^RssShmem:/ {print $2}' "$f" | awk '{print $2}')
+	fi
+	if [ "$m" = a ] || [ "$m" = b ]; then
+		bq -c 'DROP TABLE IF EXISTS x' >/dev/null
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$pct" "$m" "$run" "$secs" "$status" \
+		"$hwm" "$shm" >>"$RUNS_TSV"
+	printf '%s\n' "$secs"
+}
+
+# Median seconds of method $3 at N=$1 / $2 %, ">T" if it was cut off, "" if not run.
+med() {
+	awk -F'\t' -v n="$1" -v p="$2" -v m="$3" '$1 == n && $2 == p && $3 == m {print $5}' "$RUNS_TSV" |
+		{
+			local v all=()
+			while read -r v; do all+=("$v"); done
+			[ ${#all[@]} -eq 0 ] && return 0
+			for v in "${all[@]}"; do
+				case "$v" in ">"*) printf '%s\n' "$v"; return 0 ;; esac
+			done
+			printf '%s\n' "${all[@]}" | median
+		}
+}
+
+# The largest peak RSS (VmHWM) and shared part of the refresh runs (d, e) at N / %, in MB.
+peak_mem() {
+	awk -F'\t' -v n="$1" -v p="$2" '$1 == n && $2 == p && ($3 == "d" || $3 == "e") && $7 != "-" {
+		if ($7 > h) {h = $7; s = $8} } END { if (h) printf "%.0f (%.0f shared)\n", h / 1024, s / 1024 }' "$RUNS_TSV"
+}
+
+# --- checks against a reference query -------------------------------------------
+
+# Compare serving_layer with GROUP BY over batch UNION ALL speed (EXCEPT ALL
+# both ways); print "extra missing rows".
+compare_with_reference() {
+	bq <<-'SQL'
+		SET client_min_messages = warning;
+		CREATE TABLE IF NOT EXISTS bench_ref AS
+		SELECT location, sum(count_id)::bigint AS count_id,
+		       sum(sum_followers_count)::bigint AS sum_followers_count,
+		       sum(sum_favorite_count)::bigint AS sum_favorite_count,
+		       sum(sum_retweet_count)::bigint AS sum_retweet_count
+		FROM (SELECT * FROM batch_layer UNION ALL SELECT * FROM speed_layer) AS u
+		GROUP BY location;
+		SELECT (SELECT count(*) FROM (SELECT * FROM serving_layer EXCEPT ALL SELECT * FROM bench_ref) AS e1)
+		       || ' ' ||
+		       (SELECT count(*) FROM (SELECT * FROM bench_ref EXCEPT ALL SELECT * FROM serving_layer) AS e2)
+		       || ' ' || (SELECT count(*) FROM serving_layer);
+	SQL
+}
+
+# Check the refresh's and the seed's output at N=$1 / $2 %; record a line for the report.
+verify() {
+	local n=$1 pct=$2 r s
+	bq -c 'SELECT count(*) FROM serving_layer_refresh()' >/dev/null
+	r=$(compare_with_reference)
+	{
+		bq -c 'BEGIN' -f "$BENCH_DIR/seed.sql" -c 'COMMIT'
+	} >/dev/null 2>&1 || die "the seed failed at N=$n speed=$pct% during the check"
+	s=$(compare_with_reference)
+	bq -c 'SELECT count(*) FROM serving_layer_refresh()' >/dev/null
+	bq -c 'DROP TABLE bench_ref' >/dev/null
+	local re rmiss rn se sm sn verdict=ok
+	read -r re rmiss rn <<<"$r"
+	read -r se sm sn <<<"$s"
+	if [ "$re" != 0 ] || [ "$rmiss" != 0 ]; then
+		verdict="MISMATCH"
+		cat >>/tmp/team/bugs/bench.md <<-EOF || true
+
+			## speed.sh: refresh output differs from the reference query (N=$n, speed $pct %)
+
+			serving_layer_refresh() gave $rn rows; $re rows not in the reference GROUP BY over
+			batch_layer UNION ALL speed_layer, $rmiss reference rows missing.  Reproduce:
+			test/bench/speed.sh --quick (data generation in make_batch/make_speed).
+		EOF
+	fi
+	VERIFY_LINES+=("| $(human "$n") | $pct | $rn | $re | $rmiss | $verdict | $sn | $se | $sm |")
+	log "check N=$n speed=$pct%: refresh $verdict ($rn rows, $re extra, $rmiss missing); seed $sn rows, $se extra, $sm missing"
+}
+
+# --- the main measurement ----------------------------------------------------
+
+# Seed cut-offs so far, as "N pct" lines: a larger N or speed is not run.
+SEED_CUT=()
+seed_feasible() {
+	local c cn cp
+	for c in "${SEED_CUT[@]+"${SEED_CUT[@]}"}"; do
+		read -r cn cp <<<"$c"
+		[ "$1" -ge "$cn" ] && [ "$2" -ge "$cp" ] && return 1
+	done
+	return 0
+}
+
+VERIFY_LINES=()
+for n in "${SIZES[@]}"; do
+	log "generating batch_layer with $n keys"
+	make_batch "$n" analyze
+	for pct in "${SPEEDS[@]}"; do
+		log "N=$n speed=$pct%: generating speed_layer"
+		make_speed "$n" "$pct" analyze
+		# warm-up, untimed: creates serving_layer (the seed drops it) and reads the layers
+		bq -c 'SELECT count(*) FROM serving_layer_refresh()' >/dev/null
+		seed_on=1
+		seed_feasible "$n" "$pct" || seed_on=0
+		for ((r = 1; r <= RUNS; r++)); do
+			for m in "${METHODS[@]}"; do
+				if [ "$m" = c ] && [ "$seed_on" = 0 ]; then
+					continue
+				fi
+				t=$(timed_run "$n" "$pct" "$m" "$r")
+				log "N=$n speed=$pct% run $r ${MNAME[$m]}: $t s"
+				if [ "$m" = c ] && [ "${t#>}" != "$t" ]; then
+					SEED_CUT+=("$n $pct")
+					seed_on=0
+					# the seed's transaction was cancelled: serving_layer is the refresh's
+				fi
+			done
+		done
+		if [ "$n" = "${SIZES[0]}" ]; then
+			verify "$n" "$pct"
+		fi
+		if [ "$pct" = 10 ] && [ "$n" = "${SIZES[1]}" ]; then
+			log "N=$n speed=$pct%: where the refresh's time goes (auto_explain)"
+			DIAG_N=$n
+			bq -c 'CREATE INDEX IF NOT EXISTS serving_layer_location_idx ON serving_layer (location)' >/dev/null
+			bq -c CHECKPOINT >/dev/null
+			: >"$RAW/diag.log"
+			log_start=$(wc -c <"$BENCH_SRV_LOG")
+			"$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 >"$RAW/diag.log" 2>&1 <<-'SQL'
+				LOAD 'auto_explain';
+				SET auto_explain.log_min_duration = 0;
+				SET auto_explain.log_nested_statements = on;
+				SET auto_explain.log_analyze = on;
+				SET auto_explain.log_buffers = on;
+				SET serving_layer."verbose" = on;
+				\timing on
+				SELECT * FROM serving_layer_refresh();
+			SQL
+			tail -c +"$((log_start + 1))" "$BENCH_SRV_LOG" >"$RAW/diag-server.log"
+			bq -c 'DROP TABLE IF EXISTS x' -c CHECKPOINT >/dev/null
+			"$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 >"$RAW/diag-floor.log" 2>&1 <<-'SQL'
+				EXPLAIN (ANALYZE, BUFFERS) CREATE TABLE x AS SELECT * FROM batch_layer;
+				\echo CREATE INDEX ON x (location):
+				\timing on
+				CREATE INDEX ON x (location);
+				\timing off
+				DROP TABLE x;
+			SQL
+		fi
+	done
+done
+
+# --- work_mem and ANALYZE ------------------------------------------------------
+
+# The statements an auto_explain log excerpt ($1) holds, one TSV line each:
+# ms, query text, top plan node (without costs), its memory lines.
+ae_entries() {
+	awk '
+		function flush() {
+			if (inentry) printf "%s\t%s\t%s\t%s\n", dur, q, top, ext
+			inentry = 0
+		}
+		/LOG: +duration: [0-9.]+ ms +plan:/ {
+			flush(); match($0, /duration: [0-9.]+/); dur = substr($0, RSTART + 10, RLENGTH - 10)
+			inentry = 1; q = ""; top = ""; ext = ""; next
+		}
+		inentry && /^\tQuery Text: / { q = substr($0, 14); gsub(/\t/, " ", q); next }
+		inentry && /^\t/ {
+			line = $0; sub(/^[\t ]+/, "", line); sub(/^-> +/, "", line)
+			gsub(/  \(cost=[^)]*\)/, "", line)
+			if (top == "") top = line
+			else if (line ~ /^(Batches|Sort Method|Memory Usage)/) ext = ext (ext == "" ? "" : ", ") line
+			next
+		}
+		inentry { flush() }
+		END { flush() }' "$1"
+}
+
+# The data statements of a refresh in an auto_explain excerpt (not the
+# catalog, the history or the refresh call itself).
+ae_data() { ae_entries "$1" | awk -F'\t' '$2 !~ /serving_layer_config|serving_layer_history|serving_layer_refresh\(|pg_catalog.pg_class/'; }
+
+WM_N=${SIZES[0]}
+WM_PCT=10
+WM_LINES=()
+# session settings to try: "layers analyzed|SET ...; SET ..."
+WM_CONFIGS=("no|SET work_mem = '64kB'" "no|SET work_mem = '1GB'" "yes|SET work_mem = '64kB'" "yes|SET work_mem = '1GB'")
+if [ "$(bq -c "SELECT count(*) FROM pg_settings WHERE name = 'serving_layer.fast_merge_memory'")" = 1 ] ||
+	[ "$(bq -c "LOAD 'serving_layer'" -c "SELECT count(*) FROM pg_settings WHERE name = 'serving_layer.fast_merge_memory'" | tail -n1)" = 1 ]; then
+	# the smallest budget makes the refresh fall back to its GROUP BY query
+	WM_CONFIGS+=("yes|SET work_mem = '64kB'; SET serving_layer.fast_merge_memory = 64"
+		"yes|SET work_mem = '1GB'; SET serving_layer.fast_merge_memory = 64")
+fi
+log "work_mem / ANALYZE runs at N=$WM_N speed=$WM_PCT%"
+make_batch "$WM_N" none
+make_speed "$WM_N" "$WM_PCT" none
+bq -c 'SELECT count(*) FROM serving_layer_refresh()' >/dev/null
+analyzed=no
+ci=0
+for cfg in "${WM_CONFIGS[@]}"; do
+	an=${cfg%%|*}
+	sets=${cfg#*|}
+	ci=$((ci + 1))
+	if [ "$an" = yes ] && [ "$analyzed" = no ]; then
+		bq -c 'ANALYZE batch_layer' -c 'ANALYZE speed_layer' >/dev/null
+		analyzed=yes
+	fi
+	times=()
+	for ((r = 1; r <= RUNS; r++)); do
+		bq -c CHECKPOINT >/dev/null
+		f=$RAW/session_${ci}_$r.log
+		"$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 >"$f" 2>&1 <<-SQL
+			LOAD 'serving_layer';
+			$sets;
+			\\timing on
+			SELECT * FROM serving_layer_refresh();
+			\\timing off
+			SELECT 'mem', line FROM regexp_split_to_table(pg_read_file('/proc/' || pg_backend_pid() || '/status'), E'\\n') AS line WHERE line ~ '^(VmHWM|RssShmem):';
+		SQL
+		times+=("$(timing_seconds "$f")")
+		hwm=$(awk -F'|' '$2 ~ /^VmHWM:/ {print $2}' "$f" | awk '{print $2}')
+		shm=$(awk -F'|' '$2 ~ /^RssShmem:/ {print $2}' "$f" | awk '{print $2}')
+		printf '%s\t%s\t%s\t%s\t%s\tok\t%s\t%s\n' "$WM_N" "$WM_PCT" "d,$sets,analyze=$an" \
+			"$r" "${times[-1]}" "$hwm" "$shm" >>"$RUNS_TSV"
+	done
+	# the plans the refresh ran, with their memory and spill counts (auto_explain, no timing)
+	log_start=$(wc -c <"$BENCH_SRV_LOG")
+	"$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<-SQL
+		LOAD 'serving_layer';
+		$sets;
+		LOAD 'auto_explain';
+		SET auto_explain.log_min_duration = 0;
+		SET auto_explain.log_nested_statements = on;
+		SET auto_explain.log_analyze = on;
+		SET auto_explain.log_timing = off;
+		SELECT * FROM serving_layer_refresh();
+	SQL
+	tail -c +"$((log_start + 1))" "$BENCH_SRV_LOG" >"$RAW/session_${ci}_plan.log"
+	plan=$(ae_data "$RAW/session_${ci}_plan.log" |
+		awk -F'\t' '{printf "%s%s%s", (NR > 1 ? "; " : ""), $3, ($4 == "" ? "" : " [" $4 "]")}')
+	WM_LINES+=("| $an | ${sets//;/,} | $(printf '%s\n' "${times[@]}" | median) | $(printf '%s\n' "${times[@]}" | paste -sd ' ' -) | $((hwm / 1024)) ($((shm / 1024)) shared) | $plan |")
+	log "$sets analyze=$an: $(printf '%s\n' "${times[@]}" | median) s"
+done
+LOAD_AFTER=$(bench_load_note "at the end")
+ELAPSED=$(( $(date +%s) - STARTED ))
+
+# --- report ----------------------------------------------------------------------
+
+report() {
+	local n pct m v
+	echo "## speed.sh: refresh speed ($MODE run, $(date -u '+%Y-%m-%d %H:%M UTC'), $((ELAPSED / 60)) min)"
+	echo
+	bench_machine
+	echo "$LOAD_BEFORE (busiest processes then: $TOP_BEFORE)"
+	echo "$LOAD_AFTER"
+	echo "- data: batch_layer(location text, count_id, sum_followers_count, sum_favorite_count, sum_retweet_count bigint), N unique keys 'city-1'..'city-N', no index or constraint; speed_layer with the seed's column names (\"count(id)\", ...), so the classic layout matches them by position: half of its rows update batch keys spread evenly, half are new keys. Layers loaded with synchronous_commit=off, then VACUUM ANALYZE; timed runs use the settings above (synchronous_commit=on). The serving table exists before every refresh, as in production."
+	echo "- method: median of $RUNS runs, methods alternating a b c d e in each round, a CHECKPOINT (untimed) before every run, each run in a new session, time = psql \\timing of the statements (the seed: BEGIN through COMMIT). Seed runs are cut off after $SEED_TIMEOUT s (statement_timeout and a cancel of the whole transaction), and not run at a larger N or speed once cut off."
+	echo
+	echo "### Medians (seconds)"
+	echo
+	echo "| N | speed % | speed rows | (a) floor | (b) floor+index | (c) seed | (d) refresh | (e) refresh+index | d/a | e/b | c/d | refresh peak RSS MB |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	for n in "${SIZES[@]}"; do
+		for pct in "${SPEEDS[@]}"; do
+			declare -A M=()
+			for m in "${METHODS[@]}"; do M[$m]=$(med "$n" "$pct" "$m"); done
+			local cs=${M[c]}
+			local cd
+			if [ -z "$cs" ]; then
+				cs="> $SEED_TIMEOUT (not run)"
+				cd="> $(awk -v t="$SEED_TIMEOUT" -v d="${M[d]}" 'BEGIN {printf "%.0f", t / d}')"
+			elif [ "${cs#>}" != "$cs" ]; then
+				cs="> $SEED_TIMEOUT"
+				cd="> $(awk -v t="$SEED_TIMEOUT" -v d="${M[d]}" 'BEGIN {printf "%.0f", t / d}')"
+			else
+				cd=$(ratio "$cs" "${M[d]}")
+			fi
+			echo "| $(human "$n") | $pct | $((n * pct / 100)) | ${M[a]} | ${M[b]} | $cs | ${M[d]} | ${M[e]} | $(ratio "${M[d]}" "${M[a]}") | $(ratio "${M[e]}" "${M[b]}") | $cd | $(peak_mem "$n" "$pct") |"
+		done
+	done
+	echo
+	echo "d/a = refresh / floor, e/b = refresh with index / (floor + index), c/d = seed / refresh. Peak RSS is the largest VmHWM of the refreshing backend over the (d) and (e) runs, read from /proc/<pg_backend_pid()>/status in the same session after the refresh; \"shared\" is its RssShmem (shared_buffers pages it touched), so the private memory is about the difference."
+	echo
+	local n0=${SIZES[0]}
+	echo "### Scaling with N (median seconds; ratio to N = $(human "$n0"))"
+	echo
+	local hdr="| speed % | method |" sep="|---|---|"
+	for n in "${SIZES[@]}"; do hdr+=" $(human "$n") |"; sep+="---|"; done
+	for n in "${SIZES[@]:1}"; do hdr+=" $(human "$n")/$(human "$n0") |"; sep+="---|"; done
+	echo "$hdr"
+	echo "$sep"
+	for pct in "${SPEEDS[@]}"; do
+		for m in "${METHODS[@]}"; do
+			local line="| $pct | (${m}) ${MNAME[$m]} |"
+			for n in "${SIZES[@]}"; do
+				v=$(med "$n" "$pct" "$m")
+				[ -z "$v" ] && v="> $SEED_TIMEOUT (not run)"
+				line+=" $v |"
+			done
+			for n in "${SIZES[@]:1}"; do
+				line+=" $(ratio "$(med "$n" "$pct" "$m")" "$(med "$n0" "$pct" "$m")") |"
+			done
+			echo "$line"
+		done
+	done
+	echo
+	echo "### Output checked against GROUP BY over batch UNION ALL speed (N = $(human "$n0"), EXCEPT ALL both ways)"
+	echo
+	echo "| N | speed % | refresh rows | refresh extra | refresh missing | refresh | seed rows | seed extra | seed missing |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	printf '%s\n' "${VERIFY_LINES[@]}"
+	echo
+	echo "### Session work_mem and ANALYZE on the layers (N = $(human "$WM_N"), speed $WM_PCT %, refresh without index)"
+	echo
+	echo "| layers analyzed | session settings | median s | runs s | peak RSS MB | the refresh's statements (auto_explain top plan nodes) |"
+	echo "|---|---|---|---|---|---|"
+	printf '%s\n' "${WM_LINES[@]}"
+	echo
+	echo "Same data with the default settings, analyzed: (d) refresh $(med "$WM_N" "$WM_PCT" d) s in the first table. The last column lists the top plan node of each statement the refresh ran (auto_explain, nested statements, in order), with the memory and spill counts of aggregates: they show whether the session's work_mem reached them. serving_layer.fast_merge_memory = 64 (kB), where the extension has it, forces its GROUP BY fallback."
+	if [ -n "${DIAG_N:-}" ]; then
+		echo
+		echo "### Where a refresh's time goes (N = $(human "$DIAG_N"), speed 10 %, index on serving_layer, one run with auto_explain ANALYZE)"
+		echo
+		local total phases
+		total=$(awk '/^Time: / {print $2}' "$RAW/diag.log" | tail -n1)
+		phases=$(awk '/^INFO: +refresh of/' "$RAW/diag.log" | sed -E 's/^INFO: +refresh of [^:]+: //' |
+			awk '{ms = $(NF - 1); phase = $1; sub(/:$/, "", phase); detail = $0;
+				sub(/^[a-z]+: */, "", detail); sub(/,? *[0-9.]+ ms$/, "", detail);
+				printf "%s\t%s\t%s\n", phase, (detail == "" ? "-" : detail), ms}')
+		echo "| phase (serving_layer.verbose) | ms |"
+		echo "|---|---|"
+		printf '%s\n' "$phases" | while IFS=$'\t' read -r ph det ms; do
+			[ "$det" = - ] && det=
+			echo "| $ph${det:+ ($det)} | $ms |"
+		done
+		echo "| commit and the rest (total - phases) | $(printf '%s\n' "$phases" | awk -F'\t' -v t="$total" '{s += $3} END {printf "%.1f", t - s}') |"
+		printf "| total (psql \\\\timing, with auto_explain overhead) | %s |\n" "$total"
+		echo
+		echo "Statements the refresh ran during its build (auto_explain, nested statements, in order):"
+		echo
+		echo "| ms | statement | top plan node |"
+		echo "|---|---|---|"
+		ae_data "$RAW/diag-server.log" | awk -F'\t' '{q = substr($2, 1, 120); gsub(/\|/, "\\|", q); printf "| %s | `%s` | %s%s |\n", $1, q, $3, ($4 == "" ? "" : " [" $4 "]")}'
+		echo
+		echo "Their plans:"
+		echo
+		echo '```'
+		awk '/LOG: +duration: [0-9.]+ ms +plan:/ {on = 1; buf = ""; next}
+			on && /^\t/ {buf = buf substr($0, 2) "\n"; next}
+			on {if (buf !~ /serving_layer_config|serving_layer_history|serving_layer_refresh\(|pg_catalog.pg_class/) printf "%s\n", buf; on = 0}
+			END {if (on && buf !~ /serving_layer_config|serving_layer_history|serving_layer_refresh\(|pg_catalog.pg_class/) printf "%s", buf}' "$RAW/diag-server.log"
+		echo '```'
+		echo
+		echo "Floor for comparison:"
+		echo
+		echo '```'
+		grep -vE '^$' "$RAW/diag-floor.log" || true
+		echo '```'
+	fi
+}
+report | tee "$REPORT"
+
+# --- plot ------------------------------------------------------------------------
+
+if ensure_gnuplot; then
+	DAT=$BENCH_OUT/speed-plot.dat
+	{
+		for pct in "${SPEEDS[@]}"; do
+			echo "# speed $pct %"
+			for n in "${SIZES[@]}"; do
+				line="$(awk -v n="$n" 'BEGIN {printf "%g", n / 1000000}')"
+				for m in "${METHODS[@]}"; do
+					v=$(med "$n" "$pct" "$m")
+					case "$v" in "" | ">"*) v=NaN ;; esac
+					line+=" $v"
+				done
+				echo "$line"
+			done
+			printf '\n\n'
+		done
+	} >"$DAT"
+	{
+		echo "set terminal pngcairo noenhanced size 1500,560 font 'sans,11'"
+		echo "set output '$BENCH_OUT/speed.png'"
+		echo "set multiplot layout 1,${#SPEEDS[@]} title 'serving_layer refresh vs floor and seed: median seconds against batch keys N ($(nproc) cores, PostgreSQL 15; seed points missing where cut off at $SEED_TIMEOUT s)'"
+		echo "set xlabel 'batch keys N (millions)'"
+		echo "set ylabel 'seconds'"
+		echo "set key top left Left reverse samplen 2 font ',9' opaque box"
+		echo "set grid"
+		echo "set xrange [0:*]"
+		echo "set yrange [0:*]"
+		i=0
+		for pct in "${SPEEDS[@]}"; do
+			echo "set title 'speed layer = $pct % of N'"
+			echo "plot '$DAT' index $i using 1:2 with linespoints lw 2 title '(a) floor: CREATE TABLE AS', \\"
+			echo "  '' index $i using 1:3 with linespoints lw 2 title '(b) floor + CREATE INDEX', \\"
+			echo "  '' index $i using 1:4 with linespoints lw 2 title '(c) seed SQL', \\"
+			echo "  '' index $i using 1:5 with linespoints lw 2 title '(d) refresh', \\"
+			echo "  '' index $i using 1:6 with linespoints lw 2 title '(e) refresh + index'"
+			i=$((i + 1))
+		done
+		echo "unset multiplot"
+	} >"$BENCH_OUT/speed.gp"
+	gnuplot "$BENCH_OUT/speed.gp" && log "plot: $BENCH_OUT/speed.png"
+fi
+log "report: $REPORT; raw runs: $RUNS_TSV and $RAW/"
