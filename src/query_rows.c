@@ -46,18 +46,16 @@ callback_receive(TupleTableSlot *slot, DestReceiver *self)
 	return true;
 }
 
+/* the receiver has nothing to set up or tear down */
 static void
-callback_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+callback_startup(DestReceiver *self pg_attribute_unused(),
+				 int operation pg_attribute_unused(),
+				 TupleDesc typeinfo pg_attribute_unused())
 {
 }
 
 static void
-callback_shutdown(DestReceiver *self)
-{
-}
-
-static void
-callback_destroy(DestReceiver *self)
+callback_nothing(DestReceiver *self pg_attribute_unused())
 {
 }
 
@@ -87,8 +85,8 @@ query_rows(const char *sql, int nparams, Oid *paramtypes, Datum *paramvalues,
 	memset(&receiver, 0, sizeof(receiver));
 	receiver.pub.receiveSlot = callback_receive;
 	receiver.pub.rStartup = callback_startup;
-	receiver.pub.rShutdown = callback_shutdown;
-	receiver.pub.rDestroy = callback_destroy;
+	receiver.pub.rShutdown = callback_nothing;
+	receiver.pub.rDestroy = callback_nothing;
 	receiver.pub.mydest = DestNone;
 	receiver.fn = fn;
 	receiver.arg = arg;
