@@ -50,9 +50,9 @@
 -- this file without its clean-up and query sl_diff.failures and
 -- sl_diff.shapes.
 --
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS serving_layer;
 LOAD 'serving_layer';
-SET client_min_messages = warning;
 -- The generator and the reference are long; do not echo them.
 \set ECHO none
 CREATE SCHEMA sl_diff;
