@@ -66,6 +66,37 @@ PGDLLEXPORT void serving_layer_history_worker(Datum main_arg);
 static Oid	history_owner = InvalidOid;
 
 /*
+ * sl_start_worker
+ *		Start a dynamic background worker of this library that connects to a
+ *		database, never restarted, whose end this backend is notified of.
+ *		extra (at most BGW_EXTRALEN bytes) is copied to bgw_extra.  Returns
+ *		false when no worker slot is free.
+ */
+bool
+sl_start_worker(const char *function, const char *name, Datum main_arg,
+				const void *extra, Size extralen,
+				BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker worker;
+
+	Assert(extralen <= BGW_EXTRALEN);
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "serving_layer");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", name);
+	worker.bgw_main_arg = main_arg;
+	worker.bgw_notify_pid = MyProcPid;
+	if (extralen > 0)
+		memcpy(worker.bgw_extra, extra, extralen);
+	return RegisterDynamicBackgroundWorker(&worker, handle);
+}
+
+/*
  * history_worker_prepare
  *		Look up what the error path needs, while the catalogs are readable.
  */
@@ -93,7 +124,6 @@ history_record_failures(List *rows)
 	Size		off = 0;
 	int			i = 0;
 	ListCell   *lc;
-	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 	instr_time	start;
 
@@ -150,19 +180,10 @@ history_record_failures(List *rows)
 	}
 #undef PUT_STRING
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "serving_layer");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "serving_layer_history_worker");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "serving_layer history writer");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "serving_layer history writer");
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	if (!sl_start_worker("serving_layer_history_worker",
+						 "serving_layer history writer",
+						 UInt32GetDatum(dsm_segment_handle(seg)), NULL, 0,
+						 &handle))
 	{
 		ereport(WARNING,
 				(errmsg("could not record the failed refresh in serving_layer_history"),

@@ -224,7 +224,6 @@ retire_launch_cleanup(List *relids)
 
 	while (done < n)
 	{
-		BackgroundWorker worker;
 		BackgroundWorkerHandle *handle;
 		RetireMessage msg;
 		int			batch = Min(n - done, (int) RETIRE_MAX_PER_WORKER);
@@ -237,19 +236,10 @@ retire_launch_cleanup(List *relids)
 		for (int i = 0; i < batch; i++)
 			msg.relids[i] = list_nth_oid(relids, done + i);
 
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-			BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		snprintf(worker.bgw_library_name, BGW_MAXLEN, "serving_layer");
-		snprintf(worker.bgw_function_name, BGW_MAXLEN, "serving_layer_cleanup_worker");
-		snprintf(worker.bgw_name, BGW_MAXLEN, "serving_layer cleanup");
-		snprintf(worker.bgw_type, BGW_MAXLEN, "serving_layer cleanup");
-		worker.bgw_main_arg = TransactionIdGetDatum(GetTopTransactionId());
-		memcpy(worker.bgw_extra, &msg, sizeof(msg));
-
-		if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		if (!sl_start_worker("serving_layer_cleanup_worker",
+							 "serving_layer cleanup",
+							 TransactionIdGetDatum(GetTopTransactionId()),
+							 &msg, sizeof(msg), &handle))
 		{
 			/* no worker: drop them here, at the cost of a longer lock */
 			for (int i = 0; i < batch; i++)

@@ -24,6 +24,7 @@
 #include "postgres.h"
 
 #include "nodes/pg_list.h"
+#include "postmaster/bgworker.h"
 #include "portability/instr_time.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -212,6 +213,9 @@ typedef struct HistoryEntry
 	char	   *error;
 } HistoryEntry;
 
+extern bool sl_start_worker(const char *function, const char *name,
+							Datum main_arg, const void *extra, Size extralen,
+							BackgroundWorkerHandle **handle);
 extern void history_worker_prepare(void);
 extern void history_record_failures(List *entries);
 

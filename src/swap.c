@@ -295,6 +295,29 @@ swap_statistics(Oid oldrelid, Oid newrelid)
 }
 
 /*
+ * relink_toast
+ *		Make a TOAST table (if any) depend on a new heap: a TOAST table's
+ *		only dependency is the INTERNAL one on its heap.
+ */
+static void
+relink_toast(Oid heapid, Oid toastid)
+{
+	ObjectAddress heap;
+	ObjectAddress toast;
+
+	if (!OidIsValid(toastid))
+		return;
+	if (deleteDependencyRecordsFor(RelationRelationId, toastid, false) != 1)
+		elog(ERROR, "expected one dependency record for TOAST table %u",
+			 toastid);
+	heap.classId = toast.classId = RelationRelationId;
+	heap.objectSubId = toast.objectSubId = 0;
+	heap.objectId = heapid;
+	toast.objectId = toastid;
+	recordDependencyOn(&toast, &heap, DEPENDENCY_INTERNAL);
+}
+
+/*
  * swap_toast_links
  *		Exchange the TOAST tables of two heaps by link: pg_class.reltoastrelid
  *		and the TOAST tables' INTERNAL dependencies on their heaps.
@@ -311,8 +334,6 @@ swap_toast_links(Relation pg_class, Oid r1, Oid r2)
 	Form_pg_class f1;
 	Form_pg_class f2;
 	Oid			toast1;
-	ObjectAddress heap;
-	ObjectAddress toast;
 
 	if (!HeapTupleIsValid(tup1) || !HeapTupleIsValid(tup2))
 		elog(ERROR, "cache lookup failed for relation %u or %u", r1, r2);
@@ -324,29 +345,8 @@ swap_toast_links(Relation pg_class, Oid r1, Oid r2)
 	CatalogTupleUpdate(pg_class, &tup1->t_self, tup1);
 	CatalogTupleUpdate(pg_class, &tup2->t_self, tup2);
 
-	/* a TOAST table's only dependency is the one on its heap */
-	heap.classId = toast.classId = RelationRelationId;
-	heap.objectSubId = toast.objectSubId = 0;
-	if (OidIsValid(f1->reltoastrelid))
-	{
-		if (deleteDependencyRecordsFor(RelationRelationId, f1->reltoastrelid,
-									   false) != 1)
-			elog(ERROR, "expected one dependency record for TOAST table %u",
-				 f1->reltoastrelid);
-		heap.objectId = r1;
-		toast.objectId = f1->reltoastrelid;
-		recordDependencyOn(&toast, &heap, DEPENDENCY_INTERNAL);
-	}
-	if (OidIsValid(f2->reltoastrelid))
-	{
-		if (deleteDependencyRecordsFor(RelationRelationId, f2->reltoastrelid,
-									   false) != 1)
-			elog(ERROR, "expected one dependency record for TOAST table %u",
-				 f2->reltoastrelid);
-		heap.objectId = r2;
-		toast.objectId = f2->reltoastrelid;
-		recordDependencyOn(&toast, &heap, DEPENDENCY_INTERNAL);
-	}
+	relink_toast(r1, f1->reltoastrelid);
+	relink_toast(r2, f2->reltoastrelid);
 	heap_freetuple(tup1);
 	heap_freetuple(tup2);
 }
