@@ -215,14 +215,16 @@ hashset_contains(HashSet *s, uint64 h)
 /*
  * hashset_init
  *		An empty set sized for the expected number of hashes, in the
- *		current memory context.
+ *		current memory context.  Sizing it at once, as far as maxbytes
+ *		allows, avoids growing it, which holds the old and the new array
+ *		together (192MB instead of 128MB at 10M keys).
  */
 void
 hashset_init(HashSet *s, uint64 expected, Size maxbytes)
 {
 	uint64		size = 1024;
 
-	while (size * 7 < expected * 10 && size * sizeof(uint64) < maxbytes / 2)
+	while (size * 7 < expected * 10 && 2 * size * sizeof(uint64) <= maxbytes)
 		size *= 2;
 	s->cxt = CurrentMemoryContext;
 	s->mask = size - 1;
