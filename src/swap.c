@@ -173,6 +173,21 @@ swap_lock_serving_tables(List *relids, List *names, List *displays)
 }
 
 /*
+ * class_pair
+ *		Modifiable copies of the pg_class rows of two relations; returns the
+ *		first one's form.
+ */
+static Form_pg_class
+class_pair(Oid r1, Oid r2, HeapTuple *tup1, HeapTuple *tup2)
+{
+	*tup1 = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(r1));
+	*tup2 = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(r2));
+	if (!HeapTupleIsValid(*tup1) || !HeapTupleIsValid(*tup2))
+		elog(ERROR, "cache lookup failed for relation %u or %u", r1, r2);
+	return (Form_pg_class) GETSTRUCT(*tup1);
+}
+
+/*
  * swap_pair
  *		Exchange the storage of two relations of the same kind by swapping
  *		their pg_class storage fields, with their size statistics.
@@ -180,17 +195,13 @@ swap_lock_serving_tables(List *relids, List *names, List *displays)
 static void
 swap_pair(Relation pg_class, Oid r1, Oid r2)
 {
-	HeapTuple	tup1 = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(r1));
-	HeapTuple	tup2 = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(r2));
-	Form_pg_class f1;
-	Form_pg_class f2;
+	HeapTuple	tup1;
+	HeapTuple	tup2;
+	Form_pg_class f1 = class_pair(r1, r2, &tup1, &tup2);
+	Form_pg_class f2 = (Form_pg_class) GETSTRUCT(tup2);
 	Relation	rel1;
 	Relation	rel2;
 
-	if (!HeapTupleIsValid(tup1) || !HeapTupleIsValid(tup2))
-		elog(ERROR, "cache lookup failed for relation %u or %u", r1, r2);
-	f1 = (Form_pg_class) GETSTRUCT(tup1);
-	f2 = (Form_pg_class) GETSTRUCT(tup2);
 	if (f1->relkind != f2->relkind || f1->relam != f2->relam ||
 		f1->relpersistence != f2->relpersistence)
 		elog(ERROR, "cannot swap storage of relations %u and %u of different kinds",
@@ -329,16 +340,12 @@ relink_toast(Oid heapid, Oid toastid)
 static void
 swap_toast_links(Relation pg_class, Oid r1, Oid r2)
 {
-	HeapTuple	tup1 = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(r1));
-	HeapTuple	tup2 = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(r2));
-	Form_pg_class f1;
-	Form_pg_class f2;
+	HeapTuple	tup1;
+	HeapTuple	tup2;
+	Form_pg_class f1 = class_pair(r1, r2, &tup1, &tup2);
+	Form_pg_class f2 = (Form_pg_class) GETSTRUCT(tup2);
 	Oid			toast1;
 
-	if (!HeapTupleIsValid(tup1) || !HeapTupleIsValid(tup2))
-		elog(ERROR, "cache lookup failed for relation %u or %u", r1, r2);
-	f1 = (Form_pg_class) GETSTRUCT(tup1);
-	f2 = (Form_pg_class) GETSTRUCT(tup2);
 	toast1 = f1->reltoastrelid;
 	f1->reltoastrelid = f2->reltoastrelid;
 	f2->reltoastrelid = toast1;
