@@ -46,18 +46,21 @@ bench_check_install() {
 	id -u "$SL_RUN_USER" >/dev/null 2>&1 || die "OS user '$SL_RUN_USER' does not exist (set BENCH_USER)"
 }
 
+# Progress goes to stderr (the reports go to stdout and their files).
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# "1M", "300k", "5M" for a number of keys.
+human() {
+	awk -v n="$1" 'BEGIN { if (n >= 1000000 && n % 1000000 == 0) printf "%dM\n", n / 1000000;
+		else if (n >= 1000) printf "%gk\n", n / 1000; else print n }'
+}
+
 # Start the benchmark cluster on 127.0.0.1:$BENCH_PORT; exports PGHOST, PGPORT,
 # PGUSER, SL_CLUSTER_DIR.  The cluster and its directory are removed on exit.
 bench_start_cluster() {
 	port_in_use "$BENCH_PORT" && die "port $BENCH_PORT on 127.0.0.1 is in use (set BENCH_PORT)"
-	SL_CLUSTER_DIR=$(make_user_tmpdir bench)
-	on_exit stop_cluster
+	init_cluster bench
 	local data=$SL_CLUSTER_DIR/data log=$SL_CLUSTER_DIR/server.log
-	if ! as_test_user "$PG_BINDIR/initdb" -D "$data" -U postgres --auth=trust \
-		--no-sync --locale=C --encoding=UTF8 >"$SL_CLUSTER_DIR/initdb.log" 2>&1; then
-		cat "$SL_CLUSTER_DIR/initdb.log" >&2
-		die "initdb failed in $data (output above)"
-	fi
 	cat >>"$data/postgresql.conf" <<-EOF
 		# added by test/bench/lib.sh for a throwaway benchmark cluster
 		listen_addresses = '127.0.0.1'

@@ -55,12 +55,6 @@ READ_CLIENTS=${READ_CLIENTS:-4}
 TARGET_STALL_MS=200
 TARGET_HOLD_MS=50
 
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-human() {
-	awk -v n="$1" 'BEGIN { if (n >= 1000000 && n % 1000000 == 0) printf "%dM\n", n / 1000000;
-		else if (n >= 1000) printf "%gk\n", n / 1000; else print n }'
-}
-
 bench_check_install
 mkdir -p "$BENCH_OUT"
 RAW=$BENCH_OUT/readers-raw

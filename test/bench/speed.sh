@@ -51,15 +51,6 @@ done
 METHODS=(a b c d e)
 declare -A MNAME=([a]="floor" [b]="floor+index" [c]="seed" [d]="refresh" [e]="refresh+index")
 
-# Progress goes to stderr; the report to stdout and $REPORT.
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-# "1M", "300k", "5M" for a number of keys.
-human() {
-	awk -v n="$1" 'BEGIN { if (n >= 1000000 && n % 1000000 == 0) printf "%dM\n", n / 1000000;
-		else if (n >= 1000) printf "%gk\n", n / 1000; else print n }'
-}
-
 bench_check_install
 mkdir -p "$BENCH_OUT"
 RAW=$BENCH_OUT/speed-raw

@@ -154,19 +154,25 @@ free_port() {
 	die "no free TCP port between 54320 and 54419 on 127.0.0.1"
 }
 
+# Make a fresh data directory in a temporary folder of the test user (NAME in
+# its name), removed with the cluster on exit; sets SL_CLUSTER_DIR.
+init_cluster() {
+	SL_CLUSTER_DIR=$(make_user_tmpdir "$1")
+	on_exit stop_cluster
+	if ! as_test_user "$PG_BINDIR/initdb" -D "$SL_CLUSTER_DIR/data" -U postgres --auth=trust \
+		--no-sync --locale=C --encoding=UTF8 >"$SL_CLUSTER_DIR/initdb.log" 2>&1; then
+		cat "$SL_CLUSTER_DIR/initdb.log" >&2
+		die "initdb failed in $SL_CLUSTER_DIR/data (output above)"
+	fi
+}
+
 # Start a throwaway cluster; exports PGHOST, PGPORT, PGUSER and SL_CLUSTER_DIR.
 # SERVING_LAYER_PRELOAD, when set, becomes shared_preload_libraries; the file
 # test/cluster.conf, when the tree has one, is appended to postgresql.conf.
 start_cluster() {
 	[ -n "${SL_RUN_USER:-}" ] || ensure_test_user
-	SL_CLUSTER_DIR=$(make_user_tmpdir cluster)
-	on_exit stop_cluster
+	init_cluster cluster
 	local data=$SL_CLUSTER_DIR/data log=$SL_CLUSTER_DIR/server.log
-	if ! as_test_user "$PG_BINDIR/initdb" -D "$data" -U postgres --auth=trust \
-		--no-sync --locale=C --encoding=UTF8 >"$SL_CLUSTER_DIR/initdb.log" 2>&1; then
-		cat "$SL_CLUSTER_DIR/initdb.log" >&2
-		die "initdb failed in $data (output above)"
-	fi
 	cat >>"$data/postgresql.conf" <<-EOF
 		# added by test/lib/common.sh for a throwaway test cluster
 		listen_addresses = '127.0.0.1'
