@@ -150,6 +150,9 @@ fast_columns(FastMerge *fm, const MergePlan *plan)
 		if (pc->kind == MERGE_KEY)
 		{
 			col->acc = ACC_KEY;
+			col->bytes_key = (col->typid == TEXTOID || col->typid == VARCHAROID) &&
+				OidIsValid(col->collid) &&
+				get_collation_isdeterministic(col->collid);
 			fmgr_info(tce->hash_extended_proc_finfo.fn_oid, &col->hash);
 			fmgr_info(tce->eq_opr_finfo.fn_oid, &col->eq);
 			continue;
@@ -196,7 +199,7 @@ write_group(FastMerge *fm, Group *g, Group *g2)
 
 		if (col->acc == ACC_KEY)
 		{
-			fm->values[i] = acc.value;
+			fm->values[i] = acc.v.value;
 			fm->nulls[i] = acc.isnull;
 			continue;
 		}
@@ -348,7 +351,7 @@ group_key(FastMerge *fm, Group *g, Datum *values, bool *nulls)
 {
 	for (int i = 0; i < fm->ncols; i++)
 	{
-		values[i] = g->acc[i].value;
+		values[i] = g->acc[i].v.value;
 		nulls[i] = fm->cols[i].acc != ACC_KEY || g->acc[i].isnull;
 	}
 }
@@ -395,6 +398,20 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 									   ALLOCSET_DEFAULT_SIZES);
 	group_table_init(&fm->speed);
 	group_table_init(&fm->dups);
+	/*
+	 * A speed layer whose rows, were each its own group, would need more
+	 * than twice the budget is left to the GROUP BY before it is read (the
+	 * rows of a key arriving in several micro-batches are why only twice).
+	 */
+	reltuples = reltuples_of(plan->speed);
+	if (reltuples > 0 &&
+		reltuples * (offsetof(Group, acc) + sizeof(Acc) * fm->ncols + 32) >
+		2.0 * BUDGET_BYTES)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextDelete(cxt);
+		return false;
+	}
 	reltuples = reltuples_of(plan->batch);
 	hashset_init(&fm->keys, reltuples > 0 ? (uint64) reltuples : 0,
 				 BUDGET_BYTES);
@@ -413,6 +430,9 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 	}
 	if (!fm->over_budget)
 	{
+		Datum	   *values = palloc(sizeof(Datum) * fm->ncols);
+		bool	   *nulls = palloc(sizeof(bool) * fm->ncols);
+
 		/* the key set is not needed any more: only the duplicates are */
 		pfree(fm->keys.slots);
 		fm->keys.slots = NULL;
@@ -422,12 +442,10 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 		/* step 4: duplicate keys with their speed groups, then speed only */
 		for (uint64 i = 0; i <= fm->dups.mask; i++)
 		{
-			Group	   *g = fm->dups.slots[i].group;
+			Group	   *g = fm->dups.groups[i];
 			Group	   *sg;
-			Datum	   *values = palloc(sizeof(Datum) * fm->ncols);
-			bool	   *nulls = palloc(sizeof(bool) * fm->ncols);
 
-			if (g == NULL)
+			if (fm->dups.tags[i] == 0)
 				continue;
 			CHECK_FOR_INTERRUPTS();
 			group_key(fm, g, values, nulls);
@@ -438,9 +456,9 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 		}
 		for (uint64 i = 0; i <= fm->speed.mask; i++)
 		{
-			Group	   *g = fm->speed.slots[i].group;
+			Group	   *g = fm->speed.groups[i];
 
-			if (g == NULL || g->matched)
+			if (fm->speed.tags[i] == 0 || g->matched)
 				continue;
 			CHECK_FOR_INTERRUPTS();
 			write_group(fm, g, NULL);

@@ -31,16 +31,20 @@ typedef struct FastColumn
 	int16		typlen;
 	bool		typbyval;
 	Oid			collid;
+	bool		bytes_key;		/* keys: text compared and hashed as bytes */
 	FmgrInfo	hash;			/* keys: extended hash function */
 	FmgrInfo	eq;				/* keys: equality */
 	FmgrInfo	cmp;			/* min, max: btree comparison */
 } FastColumn;
 
-/* One measure or key of a group. */
+/* One measure or key of a group (24 bytes). */
 typedef struct Acc
 {
-	int128		isum;			/* ACC_SUM_INT */
-	Datum		value;			/* everything else */
+	union
+	{
+		int128		isum;		/* ACC_SUM_INT */
+		Datum		value;		/* everything else */
+	}			v;
 	bool		isnull;
 } Acc;
 
@@ -52,35 +56,43 @@ typedef struct Group
 } Group;
 
 /*
- * Open-addressing hash table of groups, by key; hashes kept inline.  A
- * one-byte tag per slot, in an array small enough to stay in the CPU
- * caches, answers most lookups of batch keys that have no speed group
- * without touching the slots.
+ * Open-addressing hash table of groups, by key.  A one-byte tag per slot,
+ * in an array small enough to stay in the CPU caches, answers most lookups
+ * of batch keys that have no speed group without touching the groups.
+ * Groups and their keys are carved out of large blocks (an arena): a
+ * palloc per group would round each one up to a power of two and add a
+ * chunk header, which nearly doubled the memory of the speed groups.
  */
 #define SLOT_TAG(h) ((uint8) (((h) >> 57) + 1))
-typedef struct GroupSlot
-{
-	uint64		hash;
-	Group	   *group;
-} GroupSlot;
 
 typedef struct GroupTable
 {
 	uint8	   *tags;			/* per slot: 0 empty, else 7 bits of hash + 1 */
-	GroupSlot  *slots;
+	Group	  **groups;
 	uint64		mask;
 	uint64		count;
 	MemoryContext cxt;
+	char	   *arena;			/* free space left in the current block */
+	Size		arena_left;
 } GroupTable;
 
-/* Open-addressing set of 64-bit key hashes; 0 marks an empty slot. */
+/*
+ * Open-addressing set of key hashes, of which it keeps the low 32 bits (0
+ * marks an empty slot; a hash whose low bits are 0 is kept as 1), half the
+ * memory of whole hashes.  Two keys whose kept bits agree are taken for
+ * duplicates (about n * n / 2^33 pairs of n keys: some thousands at 10M):
+ * that costs them a trip through the table of duplicate groups, which
+ * still merges rows by their real keys.
+ */
 typedef struct HashSet
 {
 	MemoryContext cxt;
-	uint64	   *slots;
+	uint32	   *slots;
 	uint64		mask;
 	uint64		count;
 } HashSet;
+
+#define HASHSET_FP(h)	((uint32) (h) != 0 ? (uint32) (h) : 1)
 
 /* group_table.c */
 extern uint64 group_key_hash(FastColumn *cols, int ncols, Datum *values,

@@ -20,8 +20,20 @@
 #include "fast_merge.h"
 
 /*
+ * key_text
+ *		A text key, detoasted if it has to be.
+ */
+static inline text *
+key_text(Datum d)
+{
+	return (text *) PG_DETOAST_DATUM_PACKED(d);
+}
+
+/*
  * group_key_hash
- *		64-bit hash of a row's key (never 0).
+ *		64-bit hash of a row's key (never 0).  Text keys of a deterministic
+ *		collation are hashed as bytes, which is what their hash function
+ *		does after looking the collation up, once per call.
  */
 uint64
 group_key_hash(FastColumn *cols, int ncols, Datum *values, bool *nulls)
@@ -37,6 +49,13 @@ group_key_hash(FastColumn *cols, int ncols, Datum *values, bool *nulls)
 			continue;
 		if (nulls[i])
 			kh = UINT64CONST(0x9e3779b97f4a7c15);
+		else if (col->bytes_key)
+		{
+			text	   *t = key_text(values[i]);
+
+			kh = hash_bytes_extended((unsigned char *) VARDATA_ANY(t),
+									 VARSIZE_ANY_EXHDR(t), 0);
+		}
 		else
 			kh = DatumGetUInt64(FunctionCall2Coll(&col->hash, col->collid,
 												  values[i], UInt64GetDatum(0)));
@@ -48,7 +67,8 @@ group_key_hash(FastColumn *cols, int ncols, Datum *values, bool *nulls)
 /*
  * group_key_equal
  *		Whether a group's key equals a row's key; NULL equals NULL, as in
- *		GROUP BY.
+ *		GROUP BY.  Text of a deterministic collation is equal when its bytes
+ *		are, as texteq decides.
  */
 bool
 group_key_equal(FastColumn *cols, int ncols, Group *g, Datum *values,
@@ -66,11 +86,47 @@ group_key_equal(FastColumn *cols, int ncols, Group *g, Datum *values,
 				return false;
 			continue;
 		}
+		if (col->bytes_key)
+		{
+			text	   *a = key_text(g->acc[i].v.value);
+			text	   *b = key_text(values[i]);
+			Size		len = VARSIZE_ANY_EXHDR(a);
+
+			if (len != VARSIZE_ANY_EXHDR(b) ||
+				memcmp(VARDATA_ANY(a), VARDATA_ANY(b), len) != 0)
+				return false;
+			continue;
+		}
 		if (!DatumGetBool(FunctionCall2Coll(&col->eq, col->collid,
-											g->acc[i].value, values[i])))
+											g->acc[i].v.value, values[i])))
 			return false;
 	}
 	return true;
+}
+
+/*
+ * arena_alloc
+ *		size bytes (MAXALIGNed) from the table's arena.
+ */
+#define ARENA_BLOCK		(1024 * 1024)
+
+static void *
+arena_alloc(GroupTable *t, Size size)
+{
+	void	   *p;
+
+	size = MAXALIGN(size);
+	if (size > ARENA_BLOCK / 8)
+		return MemoryContextAlloc(t->cxt, size);
+	if (size > t->arena_left)
+	{
+		t->arena = MemoryContextAlloc(t->cxt, ARENA_BLOCK);
+		t->arena_left = ARENA_BLOCK;
+	}
+	p = t->arena;
+	t->arena += size;
+	t->arena_left -= size;
+	return p;
 }
 
 /*
@@ -86,19 +142,21 @@ group_table_init(GroupTable *t)
 								   ALLOCSET_DEFAULT_SIZES);
 	t->mask = 1023;
 	t->count = 0;
-	t->slots = MemoryContextAllocZero(t->cxt, sizeof(GroupSlot) * (t->mask + 1));
+	t->groups = MemoryContextAllocZero(t->cxt, sizeof(Group *) * (t->mask + 1));
 	t->tags = MemoryContextAllocZero(t->cxt, t->mask + 1);
+	t->arena = NULL;
+	t->arena_left = 0;
 }
 
 static void
 group_table_grow(GroupTable *t)
 {
 	uint64		newmask = t->mask * 2 + 1;
-	GroupSlot  *slots = MemoryContextAllocHuge(t->cxt,
-											   sizeof(GroupSlot) * (newmask + 1));
+	Group	  **groups = MemoryContextAllocHuge(t->cxt,
+												sizeof(Group *) * (newmask + 1));
 	uint8	   *tags = MemoryContextAllocHuge(t->cxt, newmask + 1);
 
-	memset(slots, 0, sizeof(GroupSlot) * (newmask + 1));
+	memset(groups, 0, sizeof(Group *) * (newmask + 1));
 	memset(tags, 0, newmask + 1);
 	for (uint64 i = 0; i <= t->mask; i++)
 	{
@@ -106,14 +164,14 @@ group_table_grow(GroupTable *t)
 
 		if (t->tags[i] == 0)
 			continue;
-		for (j = t->slots[i].hash & newmask; tags[j] != 0; j = (j + 1) & newmask)
+		for (j = t->groups[i]->hash & newmask; tags[j] != 0; j = (j + 1) & newmask)
 			;
-		slots[j] = t->slots[i];
+		groups[j] = t->groups[i];
 		tags[j] = t->tags[i];
 	}
-	pfree(t->slots);
+	pfree(t->groups);
 	pfree(t->tags);
-	t->slots = slots;
+	t->groups = groups;
 	t->tags = tags;
 	t->mask = newmask;
 }
@@ -124,17 +182,16 @@ group_table_find(GroupTable *t, FastColumn *cols, int ncols, uint64 h,
 {
 	uint64		i;
 	Group	   *g;
-	MemoryContext oldcxt;
 
 	for (i = h & t->mask; t->tags[i] != 0; i = (i + 1) & t->mask)
-		if (t->tags[i] == SLOT_TAG(h) && t->slots[i].hash == h &&
-			group_key_equal(cols, ncols, t->slots[i].group, values, nulls))
-			return t->slots[i].group;
+		if (t->tags[i] == SLOT_TAG(h) && t->groups[i]->hash == h &&
+			group_key_equal(cols, ncols, t->groups[i], values, nulls))
+			return t->groups[i];
 	if (!insert)
 		return NULL;
 
-	oldcxt = MemoryContextSwitchTo(t->cxt);
-	g = palloc0(offsetof(Group, acc) + sizeof(Acc) * ncols);
+	g = arena_alloc(t, offsetof(Group, acc) + sizeof(Acc) * ncols);
+	memset(g, 0, offsetof(Group, acc) + sizeof(Acc) * ncols);
 	g->hash = h;
 	for (int c = 0; c < ncols; c++)
 	{
@@ -143,13 +200,26 @@ group_table_find(GroupTable *t, FastColumn *cols, int ncols, uint64 h,
 		g->acc[c].isnull = true;
 		if (col->acc == ACC_KEY && !nulls[c])
 		{
+			Datum		d = values[c];
+			Size		len;
+			void	   *copy;
+
 			g->acc[c].isnull = false;
-			g->acc[c].value = datumCopy(values[c], col->typbyval, col->typlen);
+			if (col->typbyval)
+			{
+				g->acc[c].v.value = d;
+				continue;
+			}
+			/* the key is kept inline (not as a TOAST pointer) */
+			if (col->typlen == -1)
+				d = PointerGetDatum(PG_DETOAST_DATUM_PACKED(d));
+			len = datumGetSize(d, false, col->typlen);
+			copy = arena_alloc(t, len);
+			memcpy(copy, DatumGetPointer(d), len);
+			g->acc[c].v.value = PointerGetDatum(copy);
 		}
 	}
-	MemoryContextSwitchTo(oldcxt);
-	t->slots[i].hash = h;
-	t->slots[i].group = g;
+	t->groups[i] = g;
 	t->tags[i] = SLOT_TAG(h);
 	if (++t->count * 10 > (t->mask + 1) * 7)
 		group_table_grow(t);
@@ -158,29 +228,32 @@ group_table_find(GroupTable *t, FastColumn *cols, int ncols, uint64 h,
 
 /*
  * hashset_add
- *		Add a hash; returns false if it was there already.  Sets *full
- *		instead of growing the set past maxbytes.
+ *		Add a hash; returns false if it (or another with the same low 32
+ *		bits) was there already.  Sets *full instead of growing the set past
+ *		maxbytes.
  */
 bool
 hashset_add(HashSet *s, uint64 h, Size maxbytes, bool *full)
 {
+	uint32		fp = HASHSET_FP(h);
 	uint64		i;
 
-	for (i = h & s->mask; s->slots[i] != 0; i = (i + 1) & s->mask)
-		if (s->slots[i] == h)
+	for (i = fp & s->mask; s->slots[i] != 0; i = (i + 1) & s->mask)
+		if (s->slots[i] == fp)
 			return false;
-	s->slots[i] = h;
+	s->slots[i] = fp;
 	if (++s->count * 10 > (s->mask + 1) * 7)
 	{
 		uint64		newmask = s->mask * 2 + 1;
-		uint64	   *slots;
+		uint32	   *slots;
 
-		if (sizeof(uint64) * (newmask + 1) > maxbytes)
+		if (sizeof(uint32) * (newmask + 1) > maxbytes || newmask > PG_UINT32_MAX)
 		{
 			*full = true;
 			return true;
 		}
-		slots = MemoryContextAllocExtended(s->cxt, sizeof(uint64) * (newmask + 1),
+
+		slots = MemoryContextAllocExtended(s->cxt, sizeof(uint32) * (newmask + 1),
 										   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 		for (uint64 j = 0; j <= s->mask; j++)
 		{
@@ -206,8 +279,10 @@ hashset_add(HashSet *s, uint64 h, Size maxbytes, bool *full)
 bool
 hashset_contains(HashSet *s, uint64 h)
 {
-	for (uint64 i = h & s->mask; s->slots[i] != 0; i = (i + 1) & s->mask)
-		if (s->slots[i] == h)
+	uint32		fp = HASHSET_FP(h);
+
+	for (uint64 i = fp & s->mask; s->slots[i] != 0; i = (i + 1) & s->mask)
+		if (s->slots[i] == fp)
 			return true;
 	return false;
 }
@@ -217,18 +292,19 @@ hashset_contains(HashSet *s, uint64 h)
  *		An empty set sized for the expected number of hashes, in the
  *		current memory context.  Sizing it at once, as far as maxbytes
  *		allows, avoids growing it, which holds the old and the new array
- *		together (192MB instead of 128MB at 10M keys).
+ *		together.
  */
 void
 hashset_init(HashSet *s, uint64 expected, Size maxbytes)
 {
 	uint64		size = 1024;
 
-	while (size * 7 < expected * 10 && 2 * size * sizeof(uint64) <= maxbytes)
+	while (size * 7 < expected * 10 && 2 * size * sizeof(uint32) <= maxbytes &&
+		   size <= PG_UINT32_MAX / 2)
 		size *= 2;
 	s->cxt = CurrentMemoryContext;
 	s->mask = size - 1;
 	s->count = 0;
-	s->slots = MemoryContextAllocExtended(s->cxt, sizeof(uint64) * size,
+	s->slots = MemoryContextAllocExtended(s->cxt, sizeof(uint32) * size,
 										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 }

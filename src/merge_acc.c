@@ -35,12 +35,12 @@ acc_add(FastColumn *col, Acc *acc, Datum value, bool isnull)
 		switch (col->acc)
 		{
 			case ACC_SUM_INT:
-				acc->isum = col->typid == INT2OID ? DatumGetInt16(value) :
+				acc->v.isum = col->typid == INT2OID ? DatumGetInt16(value) :
 					col->typid == INT4OID ? DatumGetInt32(value) :
 					DatumGetInt64(value);
 				break;
 			default:
-				acc->value = datumCopy(value, col->typbyval, col->typlen);
+				acc->v.value = datumCopy(value, col->typbyval, col->typlen);
 		}
 		return;
 	}
@@ -49,27 +49,27 @@ acc_add(FastColumn *col, Acc *acc, Datum value, bool isnull)
 		case ACC_KEY:
 			break;
 		case ACC_SUM_INT:
-			acc->isum += col->typid == INT2OID ? DatumGetInt16(value) :
+			acc->v.isum += col->typid == INT2OID ? DatumGetInt16(value) :
 				col->typid == INT4OID ? DatumGetInt32(value) :
 				DatumGetInt64(value);
 			break;
 		case ACC_SUM_FLOAT4:
-			acc->value = DirectFunctionCall2(float4pl, acc->value, value);
+			acc->v.value = DirectFunctionCall2(float4pl, acc->v.value, value);
 			break;
 		case ACC_SUM_FLOAT8:
-			acc->value = DirectFunctionCall2(float8pl, acc->value, value);
+			acc->v.value = DirectFunctionCall2(float8pl, acc->v.value, value);
 			break;
 		case ACC_SUM_NUMERIC:
-			acc->value = DirectFunctionCall2(numeric_add, acc->value, value);
+			acc->v.value = DirectFunctionCall2(numeric_add, acc->v.value, value);
 			break;
 		case ACC_MIN:
 		case ACC_MAX:
 			{
 				int32		c = DatumGetInt32(FunctionCall2Coll(&col->cmp, col->collid,
-																value, acc->value));
+																value, acc->v.value));
 
 				if ((col->acc == ACC_MIN && c < 0) || (col->acc == ACC_MAX && c > 0))
-					acc->value = datumCopy(value, col->typbyval, col->typlen);
+					acc->v.value = datumCopy(value, col->typbyval, col->typlen);
 				break;
 			}
 	}
@@ -87,13 +87,13 @@ acc_merge(FastColumn *col, Acc *dst, Acc *src)
 	if (col->acc == ACC_SUM_INT)
 	{
 		if (dst->isnull)
-			dst->isum = src->isum;
+			dst->v.isum = src->v.isum;
 		else
-			dst->isum += src->isum;
+			dst->v.isum += src->v.isum;
 		dst->isnull = false;
 		return;
 	}
-	acc_add(col, dst, src->value, false);
+	acc_add(col, dst, src->v.value, false);
 }
 
 /*
@@ -110,31 +110,31 @@ acc_result(FastColumn *col, Acc *acc)
 		case ACC_SUM_INT:
 			if (col->typid == INT2OID)
 			{
-				if (acc->isum < PG_INT16_MIN || acc->isum > PG_INT16_MAX)
+				if (acc->v.isum < PG_INT16_MIN || acc->v.isum > PG_INT16_MAX)
 					ereport(ERROR,
 							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 							 errmsg("smallint out of range")));
-				return Int16GetDatum((int16) acc->isum);
+				return Int16GetDatum((int16) acc->v.isum);
 			}
 			if (col->typid == INT4OID)
 			{
-				if (acc->isum < PG_INT32_MIN || acc->isum > PG_INT32_MAX)
+				if (acc->v.isum < PG_INT32_MIN || acc->v.isum > PG_INT32_MAX)
 					ereport(ERROR,
 							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 							 errmsg("integer out of range")));
-				return Int32GetDatum((int32) acc->isum);
+				return Int32GetDatum((int32) acc->v.isum);
 			}
-			if (acc->isum < PG_INT64_MIN || acc->isum > PG_INT64_MAX)
+			if (acc->v.isum < PG_INT64_MIN || acc->v.isum > PG_INT64_MAX)
 				ereport(ERROR,
 						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 						 errmsg("bigint out of range")));
-			return Int64GetDatum((int64) acc->isum);
+			return Int64GetDatum((int64) acc->v.isum);
 		case ACC_SUM_NUMERIC:
 			if (col->typmod >= 0)
-				return DirectFunctionCall2(numeric, acc->value,
+				return DirectFunctionCall2(numeric, acc->v.value,
 										   Int32GetDatum(col->typmod));
-			return acc->value;
+			return acc->v.value;
 		default:
-			return acc->value;
+			return acc->v.value;
 	}
 }
