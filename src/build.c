@@ -95,8 +95,10 @@ fill_new_heap(const MergePlan *plan, Relation oldrel, Relation newrel,
 			  BuildResult *result)
 {
 	HeapWriter *writer = writer_begin(oldrel, newrel);
+	bool		fast = fast_merge_possible(plan);
 
-	if (!fast_merge_possible(plan) || !fast_merge(plan, writer, result))
+	result->merged_by = "in C";
+	if (!fast || !fast_merge(plan, writer, result))
 	{
 		SqlFill		fill;
 		int			nparams;
@@ -104,6 +106,8 @@ fill_new_heap(const MergePlan *plan, Relation oldrel, Relation newrel,
 		Datum	   *paramvalues;
 		char	   *sql;
 
+		result->merged_by = fast ?
+			"by GROUP BY (over serving_layer.fast_merge_memory)" : "by GROUP BY";
 		sql = merge_sql_select(plan, &nparams, &paramtypes, &paramvalues);
 		memset(&fill, 0, sizeof(fill));
 		fill.writer = writer;
@@ -273,11 +277,11 @@ build_new_contents(const MergePlan *plan, Oid target_relid,
 	fill_new_heap(plan, oldrel, newrel, result);
 	if (sl_verbose)
 		ereport(INFO,
-				(errmsg("refresh of %s: build: rows read %lld batch + %lld speed, rows written %lld, %.1f ms",
+				(errmsg("refresh of %s: build: rows read %lld batch + %lld speed, rows written %lld, merged %s, %.1f ms",
 						display, (long long) result->batch_rows,
 						(long long) result->speed_rows,
 						(long long) result->output_rows,
-						sl_elapsed_ms(start))));
+						result->merged_by, sl_elapsed_ms(start))));
 
 	INSTR_TIME_SET_CURRENT(start);
 	build_indexes(oldrel, newrel, result);

@@ -158,6 +158,7 @@ typedef struct BuildResult
 	int64		speed_rows;
 	int64		output_rows;
 	bool		retired;		/* old storage left for retire.c to drop */
+	const char *merged_by;		/* how the rows were merged, for verbose */
 } BuildResult;
 
 /* heap_writer.c */

@@ -2,7 +2,8 @@
 #
 # serving_layer.verbose: with it on, a refresh reports each phase of each
 # target as one INFO line "refresh of <target>: <phase>: <details>, <ms> ms"
-# (build with the rows read and written, index, analyze, lock, swap); with
+# (build with the rows read and written and how they were merged, index,
+# analyze, lock, swap); with
 # it off (the default) it reports nothing.  The milliseconds vary from run to
 # run, which is why this is a TAP test reading psql's stderr with patterns
 # rather than a pg_regress test.
@@ -67,10 +68,11 @@ sub run_sql
 
 # Check the INFO lines of one refresh of $target, given as the refresh
 # returned it: batch|speed|output|status; $indexes is the number of indexes
-# on the serving table.
+# on the serving table; $merged how the build merged the rows ("in C",
+# "by GROUP BY", ...).
 sub check_phases
 {
-	my ($name, $target, $result, $indexes, @info) = @_;
+	my ($name, $target, $result, $indexes, $merged, @info) = @_;
 	my ($batch, $speed, $output) = split /\|/, $result;
 
 	my @mine = grep { index($_, "refresh of $target: ") == 0 } @info;
@@ -92,8 +94,8 @@ sub check_phases
 		"$name: one line per phase, in order");
 	like(
 		$details{build} // '',
-		qr/^rows read \Q$batch\E batch \+ \Q$speed\E speed, rows written \Q$output\E$/,
-		"$name: build reports the rows read from each layer and written");
+		qr/^rows read \Q$batch\E batch \+ \Q$speed\E speed, rows written \Q$output\E, merged \Q$merged\E$/,
+		"$name: build reports the rows read from each layer and written, merged $merged");
 	is($details{index} // '', "indexes built $indexes",
 		"$name: index reports the indexes built");
 	is($details{analyze} // '', '', "$name: analyze reports its time");
@@ -118,7 +120,7 @@ is($node->safe_psql('postgres', 'LOAD \'serving_layer\'; SHOW serving_layer."ver
 SELECT * FROM serving_layer_refresh('serving')}, 'one target');
 is($out, 'serving|4|2|5|ok', 'one target: the refresh works');
 is(scalar(@info), 5, 'one target: five INFO lines');
-check_phases('one target', 'serving', '4|2|5', 2, @info);
+check_phases('one target', 'serving', '4|2|5', 2, 'in C', @info);
 
 # On, every target (one of them created by this refresh): each target's
 # phases, in target order.
@@ -128,8 +130,8 @@ SELECT * FROM serving_layer_refresh()}, 'every target');
 is($out, qq{"Sales"."by city"|4|2|5|ok\nserving|4|2|5|ok},
 	'every target: both refreshed');
 is(scalar(@info), 10, 'every target: five INFO lines per target');
-check_phases('created target', '"Sales"."by city"', '4|2|5', 0, @info);
-check_phases('existing target', 'serving', '4|2|5', 2, @info);
+check_phases('created target', '"Sales"."by city"', '4|2|5', 0, 'in C', @info);
+check_phases('existing target', 'serving', '4|2|5', 2, 'in C', @info);
 is( scalar(grep { /^refresh of (?!"Sales"\."by city": |serving: )/ } @info),
 	0, 'every target: each line names its target as shown in the definitions');
 
@@ -140,7 +142,37 @@ $node->safe_psql('postgres', q{INSERT INTO speed VALUES ('f', 1, 1)});
 SET client_min_messages = error;
 SELECT * FROM serving_layer_refresh('serving')}, 'set_config');
 is($out, "on\nserving|4|3|6|ok", 'set_config: the refresh works');
-check_phases('set_config', 'serving', '4|3|6', 2, @info);
+check_phases('set_config', 'serving', '4|3|6', 2, 'in C', @info);
+
+# How the rows were merged: a merge the C code does not know (a text
+# measure's max is not one of its sums, mins and maxes of numbers) is a
+# GROUP BY; so is the C merge's work when it would exceed its memory.
+$node->safe_psql(
+	'postgres', q{
+CREATE TABLE batch2 (city text, n bigint, note text);
+CREATE TABLE speed2 (city text, n bigint, note text);
+INSERT INTO batch2 SELECT 'c' || i, 1, 'x' FROM generate_series(1, 1000) i;
+INSERT INTO speed2 SELECT 'c' || i, 1, 'y' FROM generate_series(1, 1000, 2) i;
+SELECT serving_layer_define('notes', 'batch2', 'speed2', key => '{city}', merge => '{"note": "max"}');
+SELECT serving_layer_define('sums', 'batch2', 'speed2');
+});
+($out, @info) = run_sql(
+	q{SET serving_layer."verbose" = on;
+SELECT * FROM serving_layer_refresh('notes')}, 'text max');
+is($out, 'notes|1000|500|1000|ok', 'text max: the refresh works');
+check_phases('text max', 'notes', '1000|500|1000', 0, 'by GROUP BY', @info);
+($out, @info) = run_sql(
+	q{SET serving_layer."verbose" = on;
+SELECT * FROM serving_layer_refresh('sums')}, 'sums');
+is($out, 'sums|1000|500|1500|ok', 'sums: the refresh works');
+check_phases('sums', 'sums', '1000|500|1500', 0, 'in C', @info);
+($out, @info) = run_sql(
+	q{SET serving_layer."verbose" = on;
+SET serving_layer.fast_merge_memory = '64kB';
+SELECT * FROM serving_layer_refresh('sums')}, 'over memory');
+is($out, 'sums|1000|500|1500|ok', 'over memory: the refresh works');
+check_phases('over memory', 'sums', '1000|500|1500', 0,
+	'by GROUP BY (over serving_layer.fast_merge_memory)', @info);
 
 # Off again in the same session: quiet.
 ($out, @info) = run_sql(
