@@ -10,6 +10,7 @@ MODULE_big = serving_layer
 OBJS = \
 	$(WIN32RES) \
 	src/assign_typmod.o \
+	src/batch_scan.o \
 	src/build.o \
 	src/catalog.o \
 	src/entry.o \

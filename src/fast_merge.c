@@ -16,7 +16,10 @@
  *		 collision) is aggregated into a second hash table;
  *	  4. those groups are merged with their speed groups and written, then
  *		 the speed groups no batch row matched.
- * The three queries see one snapshot.  The results are those of the GROUP
+ * The three reads see one snapshot.  A plain batch table is read with a
+ * table scan rather than a query, and its unchanged rows copied as stored
+ * (batch_scan.c); the speed layer, whose values may need casting, always
+ * through its query.  The results are those of the GROUP
  * BY: NULL keys group together, sums are exact for integer and numeric
  * types and raise the same overflow errors, min and max use the types'
  * ordering.  When the speed groups or the duplicate groups would not fit
@@ -42,6 +45,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/pg_class.h"
 #include "utils/typcache.h"
 
@@ -65,6 +69,7 @@ typedef struct FastMerge
 	HashSet		keys;			/* every batch key hash */
 	HashSet		duphashes;		/* hashes seen more than once */
 	HeapWriter *writer;
+	Relation	batchrel;		/* the batch table when read directly */
 	MemoryContext rowcxt;		/* reset per written row */
 	Datum	   *values;
 	bool	   *nulls;
@@ -276,13 +281,18 @@ batch_key(TupleTableSlot *slot, void *arg)
 
 	if (fm->over_budget)
 		return;
-	/* the query returns only the keys: spread them over the columns */
-	for (int i = 0; i < fm->ncols; i++)
+	if (fm->batchrel != NULL)
+		h = group_key_hash(fm->cols, fm->ncols, slot->tts_values, slot->tts_isnull);
+	else
 	{
-		fm->values[i] = fm->cols[i].acc == ACC_KEY ? slot->tts_values[k] : (Datum) 0;
-		fm->nulls[i] = fm->cols[i].acc == ACC_KEY ? slot->tts_isnull[k++] : true;
+		/* the query returns only the keys: spread them over the columns */
+		for (int i = 0; i < fm->ncols; i++)
+		{
+			fm->values[i] = fm->cols[i].acc == ACC_KEY ? slot->tts_values[k] : (Datum) 0;
+			fm->nulls[i] = fm->cols[i].acc == ACC_KEY ? slot->tts_isnull[k++] : true;
+		}
+		h = group_key_hash(fm->cols, fm->ncols, fm->values, fm->nulls);
 	}
-	h = group_key_hash(fm->cols, fm->ncols, fm->values, fm->nulls);
 	fm->pending[fm->npending++] = h;
 	if (fm->npending == lengthof(fm->pending))
 		keys_flush(fm);
@@ -315,7 +325,10 @@ batch_row(TupleTableSlot *slot, void *arg)
 	if (g == NULL)
 	{
 		/* a key of the batch only: the row as it is */
-		writer_put(fm->writer, slot->tts_values, slot->tts_isnull);
+		if (fm->batchrel != NULL)
+			writer_put_slot(fm->writer, slot);
+		else
+			writer_put(fm->writer, slot->tts_values, slot->tts_isnull);
 		return;
 	}
 
@@ -354,6 +367,22 @@ group_key(FastMerge *fm, Group *g, Datum *values, bool *nulls)
 		values[i] = g->acc[i].v.value;
 		nulls[i] = fm->cols[i].acc != ACC_KEY || g->acc[i].isnull;
 	}
+}
+
+/*
+ * last_key
+ *		The number of the last key column: how far a batch row is deformed
+ *		to hash its key.
+ */
+static int
+last_key(FastMerge *fm)
+{
+	int			last = 0;
+
+	for (int i = 0; i < fm->ncols; i++)
+		if (fm->cols[i].acc == ACC_KEY)
+			last = i + 1;
+	return last;
 }
 
 /*
@@ -424,8 +453,12 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 			   speed_row, fm);
 	if (!fm->over_budget)
 	{
-		query_rows(merge_sql_layer(plan, false, true), 0, NULL, NULL, true,
-				   batch_key, fm);
+		fm->batchrel = batch_scan_open(plan);
+		if (fm->batchrel != NULL)
+			batch_scan(fm->batchrel, last_key(fm), batch_key, fm);
+		else
+			query_rows(merge_sql_layer(plan, false, true), 0, NULL, NULL, true,
+					   batch_key, fm);
 		keys_flush(fm);
 	}
 	if (!fm->over_budget)
@@ -436,8 +469,11 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 		/* the key set is not needed any more: only the duplicates are */
 		pfree(fm->keys.slots);
 		fm->keys.slots = NULL;
-		query_rows(merge_sql_layer(plan, false, false), 0, NULL, NULL, true,
-				   batch_row, fm);
+		if (fm->batchrel != NULL)
+			batch_scan(fm->batchrel, fm->ncols, batch_row, fm);
+		else
+			query_rows(merge_sql_layer(plan, false, false), 0, NULL, NULL, true,
+					   batch_row, fm);
 
 		/* step 4: duplicate keys with their speed groups, then speed only */
 		for (uint64 i = 0; i <= fm->dups.mask; i++)
@@ -466,6 +502,8 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 		done = true;
 	}
 	PopActiveSnapshot();
+	if (fm->batchrel != NULL)
+		table_close(fm->batchrel, NoLock);
 
 	MemoryContextSwitchTo(oldcxt);
 	result->batch_rows = fm->batch_rows;

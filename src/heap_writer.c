@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
+#include "access/htup_details.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "executor/executor.h"
@@ -45,6 +46,8 @@ struct HeapWriter
 	int64		rows;
 	EState	   *estate;			/* for the constraints, if any */
 	ResultRelInfo *constraints;
+	TupleDesc	copy_desc;		/* rows of this descriptor are stored alike */
+	TupleDesc	nocopy_desc;	/* rows of this one are not */
 };
 
 /*
@@ -98,6 +101,46 @@ writer_flush(HeapWriter *w)
 }
 
 /*
+ * next_slot
+ *		The slot the next row goes into.
+ */
+static TupleTableSlot *
+next_slot(HeapWriter *w)
+{
+	if (w->nbuffered == w->nslots)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(w->cxt);
+
+		w->slots[w->nslots++] = table_slot_create(w->rel, NULL);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	return w->slots[w->nbuffered];
+}
+
+/*
+ * buffer_row
+ *		Check the row in dst (the next slot) against the constraints, make
+ *		it a heap tuple of its own, and buffer it.
+ */
+static void
+buffer_row(HeapWriter *w, TupleTableSlot *dst)
+{
+	if (w->constraints != NULL)
+	{
+		ExecConstraints(w->constraints, dst, w->estate);
+		ResetPerTupleExprContext(w->estate);
+	}
+	/* forms or copies the heap tuple in the slot's own memory */
+	ExecMaterializeSlot(dst);
+
+	w->rows++;
+	w->nbuffered++;
+	w->nbytes += ExecFetchSlotHeapTuple(dst, false, NULL)->t_len;
+	if (w->nbuffered >= WRITER_MAX_ROWS || w->nbytes >= WRITER_MAX_BYTES)
+		writer_flush(w);
+}
+
+/*
  * writer_put
  *		Write one row, given as values of the live columns in order.  The
  *		values are copied: the caller may free them at once.
@@ -106,16 +149,8 @@ void
 writer_put(HeapWriter *w, Datum *values, bool *nulls)
 {
 	TupleDesc	desc = RelationGetDescr(w->rel);
-	TupleTableSlot *dst;
+	TupleTableSlot *dst = next_slot(w);
 
-	if (w->nbuffered == w->nslots)
-	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(w->cxt);
-
-		w->slots[w->nslots++] = table_slot_create(w->rel, NULL);
-		MemoryContextSwitchTo(oldcxt);
-	}
-	dst = w->slots[w->nbuffered];
 	ExecClearTuple(dst);
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -125,19 +160,68 @@ writer_put(HeapWriter *w, Datum *values, bool *nulls)
 		dst->tts_isnull[i] = src ? nulls[src - 1] : true;
 	}
 	ExecStoreVirtualTuple(dst);
-	if (w->constraints != NULL)
-	{
-		ExecConstraints(w->constraints, dst, w->estate);
-		ResetPerTupleExprContext(w->estate);
-	}
-	/* forms the heap tuple in the slot's own memory */
-	ExecMaterializeSlot(dst);
+	buffer_row(w, dst);
+}
 
-	w->rows++;
-	w->nbuffered++;
-	w->nbytes += ExecFetchSlotHeapTuple(dst, false, NULL)->t_len;
-	if (w->nbuffered >= WRITER_MAX_ROWS || w->nbytes >= WRITER_MAX_BYTES)
-		writer_flush(w);
+/*
+ * same_layout
+ *		Whether rows of descriptor a are stored as rows of b: the same
+ *		attributes, none dropped, of the same types, lengths and alignments.
+ */
+static bool
+same_layout(TupleDesc a, TupleDesc b)
+{
+	if (a->natts != b->natts)
+		return false;
+	for (int i = 0; i < a->natts; i++)
+	{
+		Form_pg_attribute x = TupleDescAttr(a, i);
+		Form_pg_attribute y = TupleDescAttr(b, i);
+
+		if (x->attisdropped || y->attisdropped ||
+			x->atttypid != y->atttypid || x->atttypmod != y->atttypmod ||
+			x->attlen != y->attlen || x->attbyval != y->attbyval ||
+			x->attalign != y->attalign)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * writer_put_slot
+ *		Write a row read from a table whose columns are the live columns in
+ *		order (batch_scan.c), deformed.  When the table stores rows as the
+ *		new heap does, and the stored tuple has all its attributes (a tuple
+ *		stored before an ADD COLUMN lacks the new ones, which the new heap
+ *		could not fill in), the tuple is copied as it is instead of being
+ *		formed again from its values: the heap's insertion still moves
+ *		values stored out of line to the new heap's own TOAST table, as for
+ *		any inserted row.
+ */
+void
+writer_put_slot(HeapWriter *w, TupleTableSlot *src)
+{
+	TupleDesc	desc = src->tts_tupleDescriptor;
+	TupleTableSlot *dst;
+
+	if (desc != w->copy_desc && desc != w->nocopy_desc)
+	{
+		if (same_layout(desc, RelationGetDescr(w->rel)))
+			w->copy_desc = desc;
+		else
+			w->nocopy_desc = desc;
+	}
+	if (desc != w->copy_desc || !TTS_IS_BUFFERTUPLE(src) ||
+		HeapTupleHeaderGetNatts(((HeapTupleTableSlot *) src)->tuple->t_data) !=
+		desc->natts)
+	{
+		slot_getallattrs(src);
+		writer_put(w, src->tts_values, src->tts_isnull);
+		return;
+	}
+	dst = next_slot(w);
+	ExecCopySlot(dst, src);
+	buffer_row(w, dst);
 }
 
 /*

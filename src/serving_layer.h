@@ -165,6 +165,7 @@ typedef struct BuildResult
 typedef struct HeapWriter HeapWriter;
 extern HeapWriter *writer_begin(Relation oldrel, Relation newrel);
 extern void writer_put(HeapWriter *w, Datum *values, bool *nulls);
+extern void writer_put_slot(HeapWriter *w, TupleTableSlot *src);
 extern int64 writer_end(HeapWriter *w);
 
 /* query_rows.c */
@@ -172,6 +173,10 @@ typedef void (*QueryRowFn) (TupleTableSlot *slot, void *arg);
 extern void query_rows(const char *sql, int nparams, Oid *paramtypes,
 					   Datum *paramvalues, bool read_only, QueryRowFn fn,
 					   void *arg);
+
+/* batch_scan.c */
+extern Relation batch_scan_open(const MergePlan *plan);
+extern void batch_scan(Relation rel, int natts, QueryRowFn fn, void *arg);
 
 /* fast_merge.c */
 extern bool fast_merge_possible(const MergePlan *plan);
