@@ -7,9 +7,9 @@
  * The general merge is one GROUP BY over batch UNION ALL speed, which hashes
  * or sorts every batch row.  But a batch layer usually holds one row per key
  * and the speed layer is small, so here:
- *	  1. the speed layer is aggregated by key into a hash table in memory;
- *	  2. a first pass over the batch keys records the 64-bit hash of every
- *		 key and which hashes occur more than once;
+ *	  1. a first pass over the batch keys finds which key hashes occur more
+ *		 than once (in a set of 32 bits per key, freed after the pass);
+ *	  2. the speed layer is aggregated by key into a hash table in memory;
  *	  3. a second pass streams the batch rows: a row whose key hash occurs
  *		 once is merged with its speed group, if any, and written at once; a
  *		 row whose hash occurs more than once (a duplicate key, or a hash
@@ -53,9 +53,10 @@
 #include "fast_merge.h"
 
 /*
- * The memory budget is serving_layer.fast_merge_memory (kB), for the speed
- * groups and the set of batch key hashes together; duplicate groups are
- * allowed one per 256 bytes of it.  Past it the GROUP BY query is used.
+ * The memory budget is serving_layer.fast_merge_memory (kB), for the set of
+ * batch key hashes (step 1) and then for the speed groups (steps 2-4);
+ * duplicate groups are allowed one per 256 bytes of it.  Past it the GROUP
+ * BY query is used.
  */
 #define BUDGET_BYTES	((Size) sl_fast_merge_memory * 1024)
 #define DUP_GROUPS_MAX	((uint64) (BUDGET_BYTES / 256))
@@ -218,7 +219,7 @@ write_group(FastMerge *fm, Group *g, Group *g2)
 	MemoryContextReset(fm->rowcxt);
 }
 
-/* step 1: a speed row into its group */
+/* step 2: a speed row into its group */
 static void
 speed_row(TupleTableSlot *slot, void *arg)
 {
@@ -256,8 +257,7 @@ keys_flush(FastMerge *fm)
 		__builtin_prefetch(&fm->keys.slots[fm->pending[i] & fm->keys.mask]);
 	for (int i = 0; i < fm->npending && !fm->over_budget; i++)
 	{
-		Size		maxbytes = BUDGET_BYTES -
-			Min(BUDGET_BYTES, MemoryContextMemAllocated(fm->speed.cxt, true));
+		Size		maxbytes = BUDGET_BYTES;
 
 		if (!hashset_add(&fm->keys, fm->pending[i], maxbytes,
 						 &fm->over_budget))
@@ -271,7 +271,7 @@ keys_flush(FastMerge *fm)
 	fm->npending = 0;
 }
 
-/* step 2: a batch key into the set of hashes */
+/* step 1: a batch key into the set of hashes */
 static void
 batch_key(TupleTableSlot *slot, void *arg)
 {
@@ -446,29 +446,31 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 				 BUDGET_BYTES);
 	hashset_init(&fm->duphashes, 0, BUDGET_BYTES);
 
-	/* one snapshot for the three queries */
+	/* one snapshot for the three reads */
 	PushActiveSnapshot(GetTransactionSnapshot());
 
-	query_rows(merge_sql_layer(plan, true, false), 0, NULL, NULL, true,
-			   speed_row, fm);
+	/*
+	 * The batch keys first: the key set is freed before the speed groups
+	 * are made, so that the two never take memory together.
+	 */
+	fm->batchrel = batch_scan_open(plan);
+	if (fm->batchrel != NULL)
+		batch_scan(fm->batchrel, last_key(fm), batch_key, fm);
+	else
+		query_rows(merge_sql_layer(plan, false, true), 0, NULL, NULL, true,
+				   batch_key, fm);
+	keys_flush(fm);
+	pfree(fm->keys.slots);
+	fm->keys.slots = NULL;
+
 	if (!fm->over_budget)
-	{
-		fm->batchrel = batch_scan_open(plan);
-		if (fm->batchrel != NULL)
-			batch_scan(fm->batchrel, last_key(fm), batch_key, fm);
-		else
-			query_rows(merge_sql_layer(plan, false, true), 0, NULL, NULL, true,
-					   batch_key, fm);
-		keys_flush(fm);
-	}
+		query_rows(merge_sql_layer(plan, true, false), 0, NULL, NULL, true,
+				   speed_row, fm);
 	if (!fm->over_budget)
 	{
 		Datum	   *values = palloc(sizeof(Datum) * fm->ncols);
 		bool	   *nulls = palloc(sizeof(bool) * fm->ncols);
 
-		/* the key set is not needed any more: only the duplicates are */
-		pfree(fm->keys.slots);
-		fm->keys.slots = NULL;
 		if (fm->batchrel != NULL)
 			batch_scan(fm->batchrel, fm->ncols, batch_row, fm);
 		else

@@ -141,9 +141,10 @@ med() {
 		}
 }
 
-# The largest peak RSS (VmHWM) and shared part of the refresh runs (d, e) at N / %, in MB.
+# The largest peak RSS (VmHWM) and shared part of the runs of method $3 (d or
+# e) at N / %, in MB.
 peak_mem() {
-	awk -F'\t' -v n="$1" -v p="$2" '$1 == n && $2 == p && ($3 == "d" || $3 == "e") && $7 != "-" {
+	awk -F'\t' -v n="$1" -v p="$2" -v m="$3" '$1 == n && $2 == p && $3 == m && $7 != "-" {
 		if ($7 > h) {h = $7; s = $8} } END { if (h) printf "%.0f (%.0f shared)\n", h / 1024, s / 1024 }' "$RUNS_TSV"
 }
 
@@ -377,8 +378,8 @@ report() {
 	echo
 	echo "### Medians (seconds)"
 	echo
-	echo "| N | speed % | speed rows | (a) floor | (b) floor+index | (c) seed | (d) refresh | (e) refresh+index | d/a | e/b | c/d | refresh peak RSS MB |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| N | speed % | speed rows | (a) floor | (b) floor+index | (c) seed | (d) refresh | (e) refresh+index | d/a | e/b | c/d | (d) peak RSS MB | (e) peak RSS MB |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for n in "${SIZES[@]}"; do
 		for pct in "${SPEEDS[@]}"; do
 			declare -A M=()
@@ -394,11 +395,11 @@ report() {
 			else
 				cd=$(ratio "$cs" "${M[d]}")
 			fi
-			echo "| $(human "$n") | $pct | $((n * pct / 100)) | ${M[a]} | ${M[b]} | $cs | ${M[d]} | ${M[e]} | $(ratio "${M[d]}" "${M[a]}") | $(ratio "${M[e]}" "${M[b]}") | $cd | $(peak_mem "$n" "$pct") |"
+			echo "| $(human "$n") | $pct | $((n * pct / 100)) | ${M[a]} | ${M[b]} | $cs | ${M[d]} | ${M[e]} | $(ratio "${M[d]}" "${M[a]}") | $(ratio "${M[e]}" "${M[b]}") | $cd | $(peak_mem "$n" "$pct" d) | $(peak_mem "$n" "$pct" e) |"
 		done
 	done
 	echo
-	echo "d/a = refresh / floor, e/b = refresh with index / (floor + index), c/d = seed / refresh. Peak RSS is the largest VmHWM of the refreshing backend over the (d) and (e) runs, read from /proc/<pg_backend_pid()>/status in the same session after the refresh; \"shared\" is its RssShmem (shared_buffers pages it touched), so the private memory is about the difference."
+	echo "d/a = refresh / floor, e/b = refresh with index / (floor + index), c/d = seed / refresh. Peak RSS is the largest VmHWM of the refreshing backend over the (d) runs (the merge: no index) and over the (e) runs (the index copy is built with the server's maintenance_work_mem, as CREATE INDEX is), read from /proc/<pg_backend_pid()>/status in the same session after the refresh; \"shared\" is its RssShmem (shared_buffers pages it touched), so the private memory is about the difference."
 	echo
 	local n0=${SIZES[0]}
 	echo "### Scaling with N (median seconds; ratio to N = $(human "$n0"))"
