@@ -132,6 +132,28 @@ fast_merge_possible(const MergePlan *plan)
 }
 
 /*
+ * fast_key_column
+ *		Make col a key column of type typid and collation collid, with its
+ *		type's hash and equality functions.
+ */
+void
+fast_key_column(FastColumn *col, Oid typid, Oid collid)
+{
+	TypeCacheEntry *tce = lookup_type_cache(typid,
+											TYPECACHE_HASH_EXTENDED_PROC_FINFO |
+											TYPECACHE_EQ_OPR_FINFO);
+
+	col->acc = ACC_KEY;
+	col->typid = typid;
+	col->collid = collid;
+	get_typlenbyval(typid, &col->typlen, &col->typbyval);
+	col->bytes_key = (typid == TEXTOID || typid == VARCHAROID) &&
+		OidIsValid(collid) && get_collation_isdeterministic(collid);
+	fmgr_info(tce->hash_extended_proc_finfo.fn_oid, &col->hash);
+	fmgr_info(tce->eq_opr_finfo.fn_oid, &col->eq);
+}
+
+/*
  * fast_columns
  *		Look up the functions each column needs.
  */
@@ -155,12 +177,7 @@ fast_columns(FastMerge *fm, const MergePlan *plan)
 								TYPECACHE_EQ_OPR_FINFO | TYPECACHE_CMP_PROC_FINFO);
 		if (pc->kind == MERGE_KEY)
 		{
-			col->acc = ACC_KEY;
-			col->bytes_key = (col->typid == TEXTOID || col->typid == VARCHAROID) &&
-				OidIsValid(col->collid) &&
-				get_collation_isdeterministic(col->collid);
-			fmgr_info(tce->hash_extended_proc_finfo.fn_oid, &col->hash);
-			fmgr_info(tce->eq_opr_finfo.fn_oid, &col->eq);
+			fast_key_column(col, col->typid, col->collid);
 			continue;
 		}
 		if (strcmp(get_func_name(pc->aggoid), "sum") == 0)
@@ -418,6 +435,7 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 	bool		done = false;
 	float4		reltuples;
+	int			nworkers = 0;
 
 	fast_columns(fm, plan);
 	fm->writer = writer;
@@ -442,8 +460,6 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 		return false;
 	}
 	reltuples = reltuples_of(plan->batch);
-	hashset_init(&fm->keys, reltuples > 0 ? (uint64) reltuples : 0,
-				 BUDGET_BYTES);
 	hashset_init(&fm->duphashes, 0, BUDGET_BYTES);
 
 	/* one snapshot for the three reads */
@@ -454,14 +470,31 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 	 * are made, so that the two never take memory together.
 	 */
 	fm->batchrel = batch_scan_open(plan);
-	if (fm->batchrel != NULL)
-		batch_scan(fm->batchrel, last_key(fm), batch_key, fm);
+	if (fm->batchrel != NULL &&
+		key_pass_parallel(fm->batchrel, fm->cols, fm->ncols, reltuples,
+						  BUDGET_BYTES, &fm->duphashes, &fm->over_budget,
+						  &nworkers))
+	{
+		if (nworkers > 0)
+			result->merged_by = "in C, first pass with a parallel worker";
+	}
 	else
-		query_rows(merge_sql_layer(plan, false, true), 0, NULL, NULL, true,
-				   batch_key, fm);
-	keys_flush(fm);
-	pfree(fm->keys.slots);
-	fm->keys.slots = NULL;
+	{
+		hashset_init(&fm->keys, reltuples > 0 ? (uint64) reltuples : 0,
+					 BUDGET_BYTES);
+		if (fm->over_budget)
+			;					/* the parallel pass found it too large */
+		else if (fm->batchrel != NULL)
+			batch_scan(fm->batchrel, last_key(fm), batch_key, fm);
+		else
+			query_rows(merge_sql_layer(plan, false, true), 0, NULL, NULL, true,
+					   batch_key, fm);
+		keys_flush(fm);
+		pfree(fm->keys.slots);
+		fm->keys.slots = NULL;
+	}
+	if (fm->duphashes.count > DUP_GROUPS_MAX)
+		fm->over_budget = true;
 
 	if (!fm->over_budget)
 		query_rows(merge_sql_layer(plan, true, false), 0, NULL, NULL, true,

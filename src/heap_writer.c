@@ -211,7 +211,8 @@ writer_put_slot(HeapWriter *w, TupleTableSlot *src)
 		else
 			w->nocopy_desc = desc;
 	}
-	if (desc != w->copy_desc || !TTS_IS_BUFFERTUPLE(src) ||
+	if (desc != w->copy_desc ||
+		!(TTS_IS_HEAPTUPLE(src) || TTS_IS_BUFFERTUPLE(src)) ||
 		HeapTupleHeaderGetNatts(((HeapTupleTableSlot *) src)->tuple->t_data) !=
 		desc->natts)
 	{
