@@ -19,7 +19,6 @@ OBJS = \
 	src/heap_writer.o \
 	src/history.o \
 	src/history_worker.o \
-	src/key_pass.o \
 	src/merge_acc.o \
 	src/merge_kinds.o \
 	src/merge_plan.o \

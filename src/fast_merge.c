@@ -136,7 +136,7 @@ fast_merge_possible(const MergePlan *plan)
  *		Make col a key column of type typid and collation collid, with its
  *		type's hash and equality functions.
  */
-void
+static void
 fast_key_column(FastColumn *col, Oid typid, Oid collid)
 {
 	TypeCacheEntry *tce = lookup_type_cache(typid,
@@ -435,7 +435,6 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 	bool		done = false;
 	float4		reltuples;
-	int			nworkers = 0;
 
 	fast_columns(fm, plan);
 	fm->writer = writer;
@@ -470,31 +469,16 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 	 * are made, so that the two never take memory together.
 	 */
 	fm->batchrel = batch_scan_open(plan);
-	if (fm->batchrel != NULL &&
-		key_pass_parallel(fm->batchrel, fm->cols, fm->ncols, reltuples,
-						  BUDGET_BYTES, &fm->duphashes, &fm->over_budget,
-						  &nworkers))
-	{
-		if (nworkers > 0)
-			result->merged_by = "in C, first pass with a parallel worker";
-	}
+	hashset_init(&fm->keys, reltuples > 0 ? (uint64) reltuples : 0,
+				 BUDGET_BYTES);
+	if (fm->batchrel != NULL)
+		batch_scan(fm->batchrel, last_key(fm), batch_key, fm);
 	else
-	{
-		hashset_init(&fm->keys, reltuples > 0 ? (uint64) reltuples : 0,
-					 BUDGET_BYTES);
-		if (fm->over_budget)
-			;					/* the parallel pass found it too large */
-		else if (fm->batchrel != NULL)
-			batch_scan(fm->batchrel, last_key(fm), batch_key, fm);
-		else
-			query_rows(merge_sql_layer(plan, false, true), 0, NULL, NULL, true,
-					   batch_key, fm);
-		keys_flush(fm);
-		pfree(fm->keys.slots);
-		fm->keys.slots = NULL;
-	}
-	if (fm->duphashes.count > DUP_GROUPS_MAX)
-		fm->over_budget = true;
+		query_rows(merge_sql_layer(plan, false, true), 0, NULL, NULL, true,
+				   batch_key, fm);
+	keys_flush(fm);
+	pfree(fm->keys.slots);
+	fm->keys.slots = NULL;
 
 	if (!fm->over_budget)
 		query_rows(merge_sql_layer(plan, true, false), 0, NULL, NULL, true,

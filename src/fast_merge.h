@@ -11,7 +11,6 @@
 #define FAST_MERGE_H
 
 #include "fmgr.h"
-#include "utils/relcache.h"
 
 typedef enum AccKind
 {
@@ -107,15 +106,6 @@ extern Group *group_table_find(GroupTable *t, FastColumn *cols, int ncols,
 extern void hashset_init(HashSet *s, uint64 expected, Size maxbytes);
 extern bool hashset_add(HashSet *s, uint64 h, Size maxbytes, bool *full);
 extern bool hashset_contains(HashSet *s, uint64 h);
-
-/* fast_merge.c */
-extern void fast_key_column(FastColumn *col, Oid typid, Oid collid);
-
-/* key_pass.c */
-extern bool key_pass_parallel(Relation rel, FastColumn *cols, int ncols,
-							  double reltuples, Size maxbytes,
-							  HashSet *duphashes, bool *over_budget,
-							  int *nworkers);
 
 /* merge_acc.c */
 extern void acc_add(FastColumn *col, Acc *acc, Datum value, bool isnull);
