@@ -483,6 +483,9 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 	if (!fm->over_budget)
 		query_rows(merge_sql_layer(plan, true, false), 0, NULL, NULL, true,
 				   speed_row, fm);
+	/* speed_row looks at the memory every 1024 rows: look at the last ones */
+	if (MemoryContextMemAllocated(fm->speed.cxt, true) > BUDGET_BYTES)
+		fm->over_budget = true;
 	if (!fm->over_budget)
 	{
 		Datum	   *values = palloc(sizeof(Datum) * fm->ncols);

@@ -78,16 +78,19 @@ prepare() {
 	bq -c CHECKPOINT >/dev/null
 }
 
+# The backend's peak RSS and shared memory touched, read after a run.
+MEM_SQL="SELECT 'mem', line FROM regexp_split_to_table(pg_read_file('/proc/' || pg_backend_pid() || '/status'), E'\\n') AS line WHERE line ~ '^(VmHWM|RssShmem):';"
+
 # The psql script of method $1.
 method_sql() {
 	case "$1" in
 	a) printf '%s\n' '\timing on' 'CREATE TABLE x AS SELECT * FROM batch_layer;' ;;
 	b) printf '%s\n' '\timing on' 'CREATE TABLE x AS SELECT * FROM batch_layer;' \
-		'CREATE INDEX ON x (location);' ;;
+		'CREATE INDEX ON x (location);' '\timing off' "$MEM_SQL" ;;
 	c) printf '%s\n' "SET statement_timeout = '${SEED_TIMEOUT}s';" '\timing on' 'BEGIN;' \
 		"\\i $BENCH_DIR/seed.sql" 'COMMIT;' ;;
 	d | e) printf '%s\n' '\timing on' 'SELECT * FROM serving_layer_refresh();' '\timing off' \
-		"SELECT 'mem', line FROM regexp_split_to_table(pg_read_file('/proc/' || pg_backend_pid() || '/status'), E'\\n') AS line WHERE line ~ '^(VmHWM|RssShmem):';" ;;
+		"$MEM_SQL" ;;
 	esac
 }
 
@@ -115,7 +118,7 @@ timed_run() {
 			die "method $m (${MNAME[$m]}) failed at N=$n speed=$pct% (output above, in $f)"
 		fi
 	fi
-	if [ "$m" = d ] || [ "$m" = e ]; then
+	if [ "$m" = b ] || [ "$m" = d ] || [ "$m" = e ]; then
 		hwm=$(awk -F'|' '$2 ~ /^VmHWM:/ {print $2}' "$f" | awk '{print $2}')
 		shm=$(awk -F'|' '$2 ~ /^RssShmem:/ {print $2}' "$f" | awk '{print $2}')
 	fi
@@ -141,8 +144,8 @@ med() {
 		}
 }
 
-# The largest peak RSS (VmHWM) and shared part of the runs of method $3 (d or
-# e) at N / %, in MB.
+# The largest peak RSS (VmHWM) and shared part of the runs of method $3 (b, d
+# or e) at N / %, in MB.
 peak_mem() {
 	awk -F'\t' -v n="$1" -v p="$2" -v m="$3" '$1 == n && $2 == p && $3 == m && $7 != "-" {
 		if ($7 > h) {h = $7; s = $8} } END { if (h) printf "%.0f (%.0f shared)\n", h / 1024, s / 1024 }' "$RUNS_TSV"
@@ -335,7 +338,7 @@ for cfg in "${WM_CONFIGS[@]}"; do
 			\\timing on
 			SELECT * FROM serving_layer_refresh();
 			\\timing off
-			SELECT 'mem', line FROM regexp_split_to_table(pg_read_file('/proc/' || pg_backend_pid() || '/status'), E'\\n') AS line WHERE line ~ '^(VmHWM|RssShmem):';
+			$MEM_SQL
 		SQL
 		times+=("$(timing_seconds "$f")")
 		hwm=$(awk -F'|' '$2 ~ /^VmHWM:/ {print $2}' "$f" | awk '{print $2}')
@@ -378,8 +381,8 @@ report() {
 	echo
 	echo "### Medians (seconds)"
 	echo
-	echo "| N | speed % | speed rows | (a) floor | (b) floor+index | (c) seed | (d) refresh | (e) refresh+index | d/a | e/b | c/d | (d) peak RSS MB | (e) peak RSS MB |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| N | speed % | speed rows | (a) floor | (b) floor+index | (c) seed | (d) refresh | (e) refresh+index | d/a | e/b | c/d | (b) peak RSS MB | (d) peak RSS MB | (e) peak RSS MB |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for n in "${SIZES[@]}"; do
 		for pct in "${SPEEDS[@]}"; do
 			declare -A M=()
@@ -395,11 +398,11 @@ report() {
 			else
 				cd=$(ratio "$cs" "${M[d]}")
 			fi
-			echo "| $(human "$n") | $pct | $((n * pct / 100)) | ${M[a]} | ${M[b]} | $cs | ${M[d]} | ${M[e]} | $(ratio "${M[d]}" "${M[a]}") | $(ratio "${M[e]}" "${M[b]}") | $cd | $(peak_mem "$n" "$pct" d) | $(peak_mem "$n" "$pct" e) |"
+			echo "| $(human "$n") | $pct | $((n * pct / 100)) | ${M[a]} | ${M[b]} | $cs | ${M[d]} | ${M[e]} | $(ratio "${M[d]}" "${M[a]}") | $(ratio "${M[e]}" "${M[b]}") | $cd | $(peak_mem "$n" "$pct" b) | $(peak_mem "$n" "$pct" d) | $(peak_mem "$n" "$pct" e) |"
 		done
 	done
 	echo
-	echo "d/a = refresh / floor, e/b = refresh with index / (floor + index), c/d = seed / refresh. Peak RSS is the largest VmHWM of the refreshing backend over the (d) runs (the merge: no index) and over the (e) runs (the index copy is built with the server's maintenance_work_mem, as CREATE INDEX is), read from /proc/<pg_backend_pid()>/status in the same session after the refresh; \"shared\" is its RssShmem (shared_buffers pages it touched), so the private memory is about the difference."
+	echo "d/a = refresh / floor, e/b = refresh with index / (floor + index), c/d = seed / refresh. Peak RSS is the largest VmHWM of the backend over the (b) runs (CREATE INDEX with the server's maintenance_work_mem), the (d) runs (the merge, no index) and the (e) runs (the index copy, built with maintenance_work_mem like CREATE INDEX), read from /proc/<pg_backend_pid()>/status in the same session after the refresh; \"shared\" is its RssShmem (shared_buffers pages it touched), so the private memory is about the difference."
 	echo
 	local n0=${SIZES[0]}
 	echo "### Scaling with N (median seconds; ratio to N = $(human "$n0"))"
