@@ -236,25 +236,36 @@ write_group(FastMerge *fm, Group *g, Group *g2)
 	MemoryContextReset(fm->rowcxt);
 }
 
+/*
+ * add_to_group
+ *		Merge a row's measures into its key's group in table t (a new group
+ *		if the key has none), the values kept in the table's memory.
+ */
+static void
+add_to_group(FastMerge *fm, GroupTable *t, uint64 h, TupleTableSlot *slot)
+{
+	Group	   *g = group_table_find(t, fm->cols, fm->ncols, h, slot->tts_values,
+									 slot->tts_isnull, true);
+	MemoryContext oldcxt = MemoryContextSwitchTo(t->cxt);
+
+	for (int i = 0; i < fm->ncols; i++)
+		if (fm->cols[i].acc != ACC_KEY)
+			acc_add(&fm->cols[i], &g->acc[i], slot->tts_values[i],
+					slot->tts_isnull[i]);
+	MemoryContextSwitchTo(oldcxt);
+}
+
 /* step 2: a speed row into its group */
 static void
 speed_row(TupleTableSlot *slot, void *arg)
 {
 	FastMerge  *fm = arg;
 	uint64		h;
-	Group	   *g;
-	MemoryContext oldcxt;
 
 	if (fm->over_budget)
 		return;
 	h = group_key_hash(fm->cols, fm->ncols, slot->tts_values, slot->tts_isnull);
-	g = group_table_find(&fm->speed, fm->cols, fm->ncols, h, slot->tts_values, slot->tts_isnull, true);
-	oldcxt = MemoryContextSwitchTo(fm->speed.cxt);
-	for (int i = 0; i < fm->ncols; i++)
-		if (fm->cols[i].acc != ACC_KEY)
-			acc_add(&fm->cols[i], &g->acc[i], slot->tts_values[i],
-					   slot->tts_isnull[i]);
-	MemoryContextSwitchTo(oldcxt);
+	add_to_group(fm, &fm->speed, h, slot);
 	fm->speed_rows++;
 	if ((fm->speed_rows & 1023) == 0 &&
 		MemoryContextMemAllocated(fm->speed.cxt, true) > BUDGET_BYTES)
@@ -327,14 +338,7 @@ batch_row(TupleTableSlot *slot, void *arg)
 	fm->batch_rows++;
 	if (fm->duphashes.count > 0 && hashset_contains(&fm->duphashes, h))
 	{
-		g = group_table_find(&fm->dups, fm->cols, fm->ncols, h, slot->tts_values, slot->tts_isnull,
-					   true);
-		oldcxt = MemoryContextSwitchTo(fm->dups.cxt);
-		for (int i = 0; i < fm->ncols; i++)
-			if (fm->cols[i].acc != ACC_KEY)
-				acc_add(&fm->cols[i], &g->acc[i], slot->tts_values[i],
-						   slot->tts_isnull[i]);
-		MemoryContextSwitchTo(oldcxt);
+		add_to_group(fm, &fm->dups, h, slot);
 		return;
 	}
 
