@@ -6,8 +6,13 @@
 # a throwaway cluster in a temporary directory that is removed on every exit
 # path.  Source it; do not run it.  Postgres binaries are always taken from
 # PostgreSQL 15's own bin directory, never from PATH.
+#
+# SERVING_LAYER_PG_BINDIR names another bin directory of PostgreSQL 15, for
+# instance a private copy of /usr/lib/postgresql/15 and /usr/share/postgresql/15
+# (PostgreSQL finds its share and lib directories relative to its binaries),
+# so that two checkouts can build, install and test side by side.
 
-PG_BINDIR=/usr/lib/postgresql/15/bin
+PG_BINDIR=${SERVING_LAYER_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=$PG_BINDIR/pg_config
 export PG_CONFIG
 # The source tree: the folder above test/.
