@@ -28,7 +28,8 @@ OBJS = \
 	src/refresh.o \
 	src/retire.o \
 	src/swap.o \
-	src/target.o
+	src/target.o \
+	src/util.o
 
 EXTENSION = serving_layer
 DATA = $(wildcard serving_layer--*.sql)

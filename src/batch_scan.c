@@ -37,7 +37,9 @@
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 
-#include "serving_layer.h"
+#include "batch_scan.h"
+#include "merge_types.h"
+#include "query_rows.h"
 
 /*
  * batch_scan_open

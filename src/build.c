@@ -37,15 +37,19 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "nodes/params.h"
-#include "tcop/dest.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "serving_layer.h"
+#include "build.h"
+#include "fast_merge_api.h"
+#include "heap_writer.h"
+#include "merge_sql.h"
+#include "merge_types.h"
+#include "query_rows.h"
+#include "settings.h"
+#include "util.h"
 
 /* counts summed from the merge query's two last columns */
 typedef struct SqlFill
@@ -55,20 +59,6 @@ typedef struct SqlFill
 	int64		input_rows;
 	int64		speed_rows;
 } SqlFill;
-
-/*
- * sl_elapsed_ms
- *		Milliseconds since start, for the verbose progress lines.
- */
-double
-sl_elapsed_ms(instr_time start)
-{
-	instr_time	now;
-
-	INSTR_TIME_SET_CURRENT(now);
-	INSTR_TIME_SUBTRACT(now, start);
-	return INSTR_TIME_GET_MILLISEC(now);
-}
 
 /*
  * sql_fill_row
@@ -98,7 +88,8 @@ fill_new_heap(const MergePlan *plan, Relation oldrel, Relation newrel,
 	bool		fast = fast_merge_possible(plan);
 
 	result->merged_by = "in C";
-	if (!fast || !fast_merge(plan, writer, result))
+	if (!fast || !fast_merge(plan, writer, &result->batch_rows,
+						   &result->speed_rows))
 	{
 		SqlFill		fill;
 		int			nparams;

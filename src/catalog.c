@@ -13,93 +13,26 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/htup_details.h"
-#include "access/stratnum.h"
-#include "access/table.h"
-#include "catalog/pg_extension.h"
-#include "utils/fmgroids.h"
-#include "utils/rel.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/syscache.h"
-#include "catalog/pg_class.h"
 
-#include "serving_layer.h"
+#include "catalog.h"
+#include "definition.h"
+#include "merge_kinds.h"
+#include "merge_plan.h"
+#include "merge_types.h"
+#include "target.h"
+#include "util.h"
 
 #define CONFIG_COLUMNS \
 	"target, batch, speed, key, merge, speed_columns, definer, " \
 	"target_schema, target_name"
-
-/*
- * sl_extension_schema
- *		The schema serving_layer is installed in.
- */
-Oid
-sl_extension_schema(void)
-{
-	Oid			extoid = get_extension_oid("serving_layer", true);
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			nspid = InvalidOid;
-
-	if (!OidIsValid(extoid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("extension \"serving_layer\" is not installed in this database"),
-				 errhint("Run CREATE EXTENSION serving_layer.")));
-
-	/* PostgreSQL 15 does not export get_extension_schema() */
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(extoid));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		nspid = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	if (!OidIsValid(nspid))
-		elog(ERROR, "could not find the schema of extension serving_layer");
-	return nspid;
-}
-
-/*
- * sl_qualified
- *		One of the extension's relations, schema-qualified and quoted.
- */
-char *
-sl_qualified(const char *relname)
-{
-	return quote_qualified_identifier(get_namespace_name(sl_extension_schema()),
-									  relname);
-}
-
-/*
- * sl_relation_owner
- *		The owner of a relation.
- */
-Oid
-sl_relation_owner(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
 
 /*
  * text_list_to_array / array_to_text_list

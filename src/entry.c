@@ -20,7 +20,13 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 
-#include "serving_layer.h"
+#include "catalog.h"
+#include "definition.h"
+#include "merge_plan.h"
+#include "merge_types.h"
+#include "refresh.h"
+#include "settings.h"
+#include "target.h"
 
 PG_MODULE_MAGIC;
 

@@ -49,7 +49,13 @@
 #include "catalog/pg_class.h"
 #include "utils/typcache.h"
 
-#include "serving_layer.h"
+#include "batch_scan.h"
+#include "fast_merge_api.h"
+#include "heap_writer.h"
+#include "merge_sql.h"
+#include "merge_types.h"
+#include "query_rows.h"
+#include "settings.h"
 #include "fast_merge.h"
 
 /*
@@ -426,11 +432,13 @@ reltuples_of(Oid relid)
 
 /*
  * fast_merge
- *		Compute the new contents into writer; false (with nothing written)
- *		when the memory budget would be exceeded.
+ *		Compute the new contents into writer and count the rows read from
+ *		each layer; false (with nothing written) when the memory budget
+ *		would be exceeded.
  */
 bool
-fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
+fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
+		   int64 *speed_rows)
 {
 	FastMerge  *fm = palloc0(sizeof(FastMerge));
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -532,8 +540,8 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, BuildResult *result)
 		table_close(fm->batchrel, NoLock);
 
 	MemoryContextSwitchTo(oldcxt);
-	result->batch_rows = fm->batch_rows;
-	result->speed_rows = fm->speed_rows;
+	*batch_rows = fm->batch_rows;
+	*speed_rows = fm->speed_rows;
 	MemoryContextDelete(cxt);
 	return done;
 }

@@ -25,7 +25,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "serving_layer.h"
+#include "heap_writer.h"
 
 /* flush buffered rows after this many, or this many bytes, like COPY */
 #define WRITER_MAX_ROWS		1000

@@ -17,7 +17,8 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "serving_layer.h"
+#include "history.h"
+#include "util.h"
 
 /*
  * history_record

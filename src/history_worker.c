@@ -26,7 +26,6 @@
 #include "miscadmin.h"
 #include "catalog/pg_authid.h"
 #include "pgstat.h"
-#include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -35,7 +34,9 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
-#include "serving_layer.h"
+#include "history.h"
+#include "history_worker.h"
+#include "util.h"
 
 /* how long a failed refresh waits for its history row to be committed */
 #define HISTORY_WORKER_WAIT_MS 10000
@@ -64,37 +65,6 @@ PGDLLEXPORT void serving_layer_history_worker(Datum main_arg);
 
 /* the role the worker connects as, looked up before the refresh */
 static Oid	history_owner = InvalidOid;
-
-/*
- * sl_start_worker
- *		Start a dynamic background worker of this library that connects to a
- *		database, never restarted, whose end this backend is notified of.
- *		extra (at most BGW_EXTRALEN bytes) is copied to bgw_extra.  Returns
- *		false when no worker slot is free.
- */
-bool
-sl_start_worker(const char *function, const char *name, Datum main_arg,
-				const void *extra, Size extralen,
-				BackgroundWorkerHandle **handle)
-{
-	BackgroundWorker worker;
-
-	Assert(extralen <= BGW_EXTRALEN);
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "serving_layer");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "%s", name);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", name);
-	worker.bgw_main_arg = main_arg;
-	worker.bgw_notify_pid = MyProcPid;
-	if (extralen > 0)
-		memcpy(worker.bgw_extra, extra, extralen);
-	return RegisterDynamicBackgroundWorker(&worker, handle);
-}
 
 /*
  * history_worker_prepare

@@ -16,6 +16,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
@@ -23,7 +24,30 @@
 #include "utils/syscache.h"
 #include "utils/varlena.h"
 
-#include "serving_layer.h"
+#include "definition.h"
+#include "merge_kinds.h"
+#include "merge_types.h"
+
+/*
+ * sl_is_numeric_type
+ *		The contract's numeric types (domains count by their base type).
+ */
+bool
+sl_is_numeric_type(Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case NUMERICOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+			return true;
+		default:
+			return false;
+	}
+}
 
 /*
  * resolve_aggregate

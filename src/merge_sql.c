@@ -38,7 +38,10 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "serving_layer.h"
+#include "definition.h"
+#include "merge_sql.h"
+#include "merge_types.h"
+#include "util.h"
 
 /*
  * qualified_relation

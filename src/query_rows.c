@@ -16,7 +16,7 @@
 #include "tcop/dest.h"
 #include "utils/memutils.h"
 
-#include "serving_layer.h"
+#include "query_rows.h"
 
 typedef struct CallbackReceiver
 {

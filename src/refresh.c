@@ -34,7 +34,20 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "serving_layer.h"
+#include "build.h"
+#include "catalog.h"
+#include "definition.h"
+#include "history.h"
+#include "history_worker.h"
+#include "merge_plan.h"
+#include "merge_sql.h"
+#include "merge_types.h"
+#include "refresh.h"
+#include "retire.h"
+#include "settings.h"
+#include "swap.h"
+#include "target.h"
+#include "util.h"
 
 /* advisory lock tags with this 4th field are ours (pg_advisory_* use 1, 2) */
 #define SL_LOCKTAG_FIELD4 0x534C

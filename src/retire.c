@@ -45,7 +45,8 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#include "serving_layer.h"
+#include "retire.h"
+#include "util.h"
 
 /* what a cleanup worker gets, in bgw_extra */
 #define RETIRE_MAX_PER_WORKER ((BGW_EXTRALEN - 3 * sizeof(Oid)) / sizeof(Oid))

@@ -52,7 +52,11 @@
 #include "utils/resowner.h"
 #include "utils/syscache.h"
 
-#include "serving_layer.h"
+#include "build.h"
+#include "retire.h"
+#include "settings.h"
+#include "swap.h"
+#include "util.h"
 
 /* the longest sleep between two attempts */
 #define SWAP_MAX_BACKOFF_MS 1000

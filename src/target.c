@@ -19,7 +19,8 @@
 #include "utils/regproc.h"
 #include "utils/varlena.h"
 
-#include "serving_layer.h"
+#include "definition.h"
+#include "target.h"
 
 /*
  * refuse_temporary

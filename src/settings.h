@@ -1,0 +1,24 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.h
+ *	  The serving_layer.* settings, defined in entry.c's _PG_init().
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SL_SETTINGS_H
+#define SL_SETTINGS_H
+
+typedef enum
+{
+	IF_RUNNING_WAIT,
+	IF_RUNNING_SKIP
+} IfRunningMode;
+
+extern int	sl_swap_lock_timeout;
+extern int	sl_swap_max_wait;
+extern int	sl_if_running;
+extern bool sl_verbose;
+extern bool sl_fast_merge;
+extern int	sl_fast_merge_memory;
+
+#endif							/* SL_SETTINGS_H */

@@ -1,0 +1,134 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.c
+ *	  Small helpers shared by several modules: the extension's schema and
+ *	  relations, relation owners, elapsed time for the progress lines, and
+ *	  starting the extension's background workers.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "util.h"
+
+/*
+ * sl_extension_schema
+ *		The schema serving_layer is installed in.
+ */
+Oid
+sl_extension_schema(void)
+{
+	Oid			extoid = get_extension_oid("serving_layer", true);
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			nspid = InvalidOid;
+
+	if (!OidIsValid(extoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"serving_layer\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION serving_layer.")));
+
+	/* PostgreSQL 15 does not export get_extension_schema() */
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nspid = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(nspid))
+		elog(ERROR, "could not find the schema of extension serving_layer");
+	return nspid;
+}
+
+/*
+ * sl_qualified
+ *		One of the extension's relations, schema-qualified and quoted.
+ */
+char *
+sl_qualified(const char *relname)
+{
+	return quote_qualified_identifier(get_namespace_name(sl_extension_schema()),
+									  relname);
+}
+
+/*
+ * sl_relation_owner
+ *		The owner of a relation.
+ */
+Oid
+sl_relation_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * sl_elapsed_ms
+ *		Milliseconds since start, for the verbose progress lines.
+ */
+double
+sl_elapsed_ms(instr_time start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return INSTR_TIME_GET_MILLISEC(now);
+}
+
+/*
+ * sl_start_worker
+ *		Start a dynamic background worker of this library that connects to a
+ *		database, never restarted, whose end this backend is notified of.
+ *		extra (at most BGW_EXTRALEN bytes) is copied to bgw_extra.  Returns
+ *		false when no worker slot is free.
+ */
+bool
+sl_start_worker(const char *function, const char *name, Datum main_arg,
+				const void *extra, Size extralen,
+				BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker worker;
+
+	Assert(extralen <= BGW_EXTRALEN);
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "serving_layer");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", name);
+	worker.bgw_main_arg = main_arg;
+	worker.bgw_notify_pid = MyProcPid;
+	if (extralen > 0)
+		memcpy(worker.bgw_extra, extra, extralen);
+	return RegisterDynamicBackgroundWorker(&worker, handle);
+}
