@@ -2,7 +2,7 @@
  * redshift/serving_layer_refresh.sql
  *
  * The serving layer refresh for Amazon Redshift, which cannot load the C
- * extension: two stored procedures in the PL/pgSQL subset that Redshift
+ * extension: three stored procedures in the PL/pgSQL subset that Redshift
  * documents.  They rebuild a serving table from a batch table and a speed
  * table with the defaults of the serving_layer contract (CONTRACT.md):
  *
@@ -10,12 +10,17 @@
  *     value like any other, composite keys compare column by column;
  *   - the columns of the batch table, in its order, names and types;
  *   - keys = every batch column whose type is not numeric (smallint, integer,
- *     bigint, numeric, real, double precision); measures are summed over the
- *     union of batch and speed values (NULLs ignored, all NULL gives NULL);
+ *     bigint, numeric, real, double precision), and the time column if one is
+ *     given; measures are summed over the union of batch and speed values
+ *     (NULLs ignored, all NULL gives NULL);
  *   - speed columns matched by name when every batch column name exists in
  *     the speed table, else by position when both have as many columns, else
  *     an error; speed values converted to the batch column's type by an
  *     assignment (INSERT) cast;
+ *   - with a time column, the derived time boundary of the contract: the
+ *     greatest non-NULL time of the batch table; batch rows at or before it
+ *     and speed rows after it are taken, rows whose time is NULL are taken
+ *     from both layers; no such batch row: every speed row is taken;
  *   - any error (overflow included) leaves the serving table as it was.
  *
  * Install (into the first schema of search_path; the database needs no
@@ -27,29 +32,39 @@
  *
  *     CALL serving_layer_refresh();        -- serving_layer from batch_layer and speed_layer
  *     CALL serving_layer_refresh('sales.by_city', 'sales.batch', 'sales.speed');
+ *     CALL serving_layer_refresh('sales.by_city_hour', 'sales.batch', 'sales.speed', 'hour');
  *
+ * The overloads with fewer arguments call the four-argument one by its
+ * unqualified name, so the schema installed into must be on search_path.
  * Names are SQL identifiers, optionally schema-qualified and double-quoted
  * ('"Sales"."by city"'); unqualified batch and speed tables are found through
  * search_path, an unqualified new serving table is created in current_schema().
+ * The time column is a column name as stored in the catalog, not quoted.
  *
  * What differs from the C extension (see redshift/README.md):
- *   - no definitions, no history, no GUCs: only the contract's defaults;
+ *   - no definitions, no history, no GUCs: only the contract's defaults, and
+ *     only the derived time boundary (no serving_layer_set_boundary);
  *   - the swap renames tables (Redshift has no relfilenode swap): the new
  *     contents are built into a new table, then, in the caller's transaction,
  *     the old table is renamed away, the new one renamed into place and the
  *     old one dropped.  Views on the serving table must therefore be
  *     late-binding (CREATE VIEW ... WITH NO SCHEMA BINDING); a regular view
  *     would block the drop, so the procedure refuses, naming it.
+ *   - the new table of an existing serving table whose columns are the batch
+ *     table's is created with CREATE TABLE ... (LIKE <serving table>), which
+ *     on Redshift keeps its DISTKEY, SORTKEY, column encodings and NOT NULL
+ *     columns; otherwise it gets the batch table's columns and Redshift's
+ *     defaults.
  *   - lock behaviour: ALTER TABLE and DROP take exclusive locks; readers
  *     queue behind the rename until the CALL's transaction commits, and the
  *     rename waits for running readers.  There is no lock timeout.
  *   - the owner, table and column comments and the table grants of users,
  *     groups, roles and PUBLIC are re-applied to the new table (on Redshift
  *     read from SVV_RELATION_PRIVILEGES, which shows a non-superuser only
- *     the identities it can see); column grants, constraints, DISTKEY,
- *     SORTKEY and encodings are not.  The table's identity (its OID) changes.
+ *     the identities it can see); column grants and constraints other than
+ *     NOT NULL are not.  The table's identity (its OID) changes.
  *   - the procedure's own errors have SQLSTATE P0001 (Redshift's RAISE has
- *     no USING ERRCODE); counts are reported in an INFO line.
+ *     no USING ERRCODE); counts and the boundary are reported in an INFO line.
  *
  * The subset rule: this file calls none of the functions Redshift lists as
  * unsupported (no format, string or array aggregation, array functions,
@@ -60,7 +75,12 @@
  * extension on PostgreSQL.
  */
 
-CREATE OR REPLACE PROCEDURE serving_layer_refresh(target varchar, batch varchar, speed varchar)
+/*
+ * serving_layer_refresh(target, batch, speed, time_column): the refresh.
+ * time_column NULL merges every row of both layers; a time column applies
+ * the derived boundary.
+ */
+CREATE OR REPLACE PROCEDURE serving_layer_refresh(target varchar, batch varchar, speed varchar, time_column varchar)
 AS $$
 DECLARE
 	rec			RECORD;
@@ -105,6 +125,12 @@ DECLARE
 	grant_sql	varchar(65535);
 	v_nsp		varchar(65535);
 	v_rel		varchar(65535);
+	t_sig		varchar(65535) := '';
+	time_typ	varchar(65535);
+	q_time		varchar(65535);
+	boundary	varchar(65535);
+	batch_where	varchar(65535) := '';
+	late_rows	bigint;
 	batch_rows	bigint;
 	speed_rows	bigint;
 	output_rows	bigint;
@@ -283,7 +309,9 @@ BEGIN
 	 * Build every column list in one pass over the batch columns, in their
 	 * order: definitions for the new tables, the plain list, the speed
 	 * expressions, the merged select list and the GROUP BY list.  Columns
-	 * of a non-numeric type are keys, the others are summed.
+	 * of a non-numeric type are keys, and so is the time column whatever
+	 * its type (an integer hour bucket is a key, not a measure); the others
+	 * are summed.
 	 */
 	pos := 0;
 	FOR rec IN
@@ -314,7 +342,10 @@ BEGIN
 		col_defs := col_defs || sep || pg_catalog.quote_ident(rec.col) || ' ' || rec.typ;
 		col_list := col_list || sep || pg_catalog.quote_ident(rec.col);
 		speed_list := speed_list || sep || 's.' || pg_catalog.quote_ident(s_col);
-		IF rec.is_measure THEN
+		IF rec.col = time_column THEN
+			time_typ := rec.typ;
+		END IF;
+		IF rec.is_measure AND (time_column IS NULL OR rec.col <> time_column) THEN
 			-- SUM is left unqualified: Redshift resolves aggregates on its
 			-- compute nodes as built-ins and has no user-defined aggregates.
 			merge_list := merge_list || sep || 'SUM(u.' || pg_catalog.quote_ident(rec.col) || ')';
@@ -329,6 +360,29 @@ BEGIN
 
 	IF key_cols = 0 THEN
 		RAISE EXCEPTION 'serving_layer_refresh: batch table % has no key column (every column is numeric)', q_batch;
+	END IF;
+	IF time_column IS NOT NULL AND time_typ IS NULL THEN
+		RAISE EXCEPTION 'serving_layer_refresh: time column % is not a column of batch table %',
+			pg_catalog.quote_ident(time_column), q_batch;
+	END IF;
+
+	/*
+	 * The derived time boundary: the greatest non-NULL time of the batch
+	 * table (MAX ignores NULLs; a type without an ordering fails here).  It
+	 * is kept as text and given back to every later statement as a literal
+	 * cast to the column's type, so that they all split at the same value
+	 * even where each statement reads a newer snapshot: batch rows after it
+	 * that arrive meanwhile are then ignored, and the speed rows after it
+	 * taken, so no time is counted twice or lost.  No such batch row: no
+	 * boundary, every row of both layers is taken.
+	 */
+	IF time_column IS NOT NULL THEN
+		q_time := pg_catalog.quote_ident(time_column);
+		EXECUTE 'SELECT CAST(MAX(' || q_time || ') AS varchar(65535)) FROM ' || q_batch INTO boundary;
+		IF boundary IS NOT NULL THEN
+			batch_where := ' WHERE ' || q_time || ' IS NULL OR ' || q_time || ' <= CAST('
+				|| pg_catalog.quote_literal(boundary) || ' AS ' || time_typ || ')';
+		END IF;
 	END IF;
 
 	/*
@@ -347,7 +401,19 @@ BEGIN
 	EXECUTE 'CREATE TABLE ' || q_stage || ' (' || col_defs || ')';
 	EXECUTE 'INSERT INTO ' || q_stage || ' (' || col_list || ') SELECT ' || speed_list || ' FROM ' || q_speed || ' s';
 	GET DIAGNOSTICS speed_rows := ROW_COUNT;
-	EXECUTE 'SELECT COUNT(*) FROM ' || q_batch INTO batch_rows;
+
+	/*
+	 * Speed rows at or before the boundary are what the batch already
+	 * covers (late events included): drop them from the stage, after the
+	 * cast, so they compare as batch values do.  NULL times stay.
+	 */
+	IF boundary IS NOT NULL THEN
+		EXECUTE 'DELETE FROM ' || q_stage || ' WHERE ' || q_time || ' <= CAST('
+			|| pg_catalog.quote_literal(boundary) || ' AS ' || time_typ || ')';
+		GET DIAGNOSTICS late_rows := ROW_COUNT;
+		speed_rows := speed_rows - late_rows;
+	END IF;
+	EXECUTE 'SELECT COUNT(*) FROM ' || q_batch || batch_where INTO batch_rows;
 
 	/*
 	 * Merge: GROUP BY over UNION ALL gives one row per key (NULL keys
@@ -358,12 +424,37 @@ BEGIN
 	 */
 	IF t_exists THEN
 		q_new := pg_catalog.quote_ident(t_nsp) || '.' || pg_catalog.quote_ident(new_rel);
+
+		/*
+		 * When the serving table has the batch table's columns (names and
+		 * types, in order), create the new table LIKE it: on Redshift that
+		 * keeps its DISTKEY, SORTKEY, column encodings and NOT NULL columns,
+		 * which the batch table's column definitions would lose.  Otherwise
+		 * the serving table takes the batch table's columns, as it always
+		 * did.
+		 */
+		sep := '';
+		FOR rec IN
+			SELECT a.attname AS col, pg_catalog.format_type(a.atttypid, a.atttypmod) AS typ
+			FROM pg_catalog.pg_attribute a
+			JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = t_nsp AND c.relname = t_rel AND a.attnum > 0 AND NOT a.attisdropped
+			ORDER BY a.attnum
+		LOOP
+			t_sig := t_sig || sep || pg_catalog.quote_ident(rec.col) || ' ' || rec.typ;
+			sep := ', ';
+		END LOOP;
 	ELSE
 		q_new := q_target;
 	END IF;
-	EXECUTE 'CREATE TABLE ' || q_new || ' (' || col_defs || ')';
+	IF t_exists AND t_sig = col_defs THEN
+		EXECUTE 'CREATE TABLE ' || q_new || ' (LIKE ' || q_target || ')';
+	ELSE
+		EXECUTE 'CREATE TABLE ' || q_new || ' (' || col_defs || ')';
+	END IF;
 	EXECUTE 'INSERT INTO ' || q_new || ' (' || col_list || ') SELECT ' || merge_list
-		|| ' FROM (SELECT ' || col_list || ' FROM ' || q_batch
+		|| ' FROM (SELECT ' || col_list || ' FROM ' || q_batch || batch_where
 		|| ' UNION ALL SELECT ' || col_list || ' FROM ' || q_stage || ') u GROUP BY ' || group_list;
 	GET DIAGNOSTICS output_rows := ROW_COUNT;
 	EXECUTE 'DROP TABLE ' || q_stage;
@@ -454,8 +545,28 @@ BEGIN
 		EXECUTE 'DROP TABLE ' || pg_catalog.quote_ident(t_nsp) || '.' || pg_catalog.quote_ident(old_rel);
 	END IF;
 
-	RAISE INFO 'serving_layer_refresh: % refreshed from % (% rows) and % (% rows): % rows',
-		q_target, q_batch, batch_rows, q_speed, speed_rows, output_rows;
+	IF time_column IS NULL THEN
+		RAISE INFO 'serving_layer_refresh: % refreshed from % (% rows) and % (% rows): % rows',
+			q_target, q_batch, batch_rows, q_speed, speed_rows, output_rows;
+	ELSE
+		RAISE INFO 'serving_layer_refresh: % refreshed from % (% rows) and % (% rows) at boundary % of %: % rows',
+			q_target, q_batch, batch_rows, q_speed, speed_rows, COALESCE(boundary, 'none'), q_time, output_rows;
+	END IF;
+END;
+$$ LANGUAGE plpgsql;
+
+/*
+ * serving_layer_refresh(target, batch, speed): the refresh without a time
+ * column, every row of both layers merged.  Redshift procedures take no
+ * default arguments, hence an overload; it finds the four-argument one
+ * through search_path.
+ */
+CREATE OR REPLACE PROCEDURE serving_layer_refresh(target varchar, batch varchar, speed varchar)
+AS $$
+DECLARE
+	no_time_column varchar(1);
+BEGIN
+	CALL serving_layer_refresh(target, batch, speed, no_time_column);
 END;
 $$ LANGUAGE plpgsql;
 

@@ -1,10 +1,12 @@
 # test/t/080_redshift.pl
 #
-# The Redshift procedure (redshift/serving_layer_refresh.sql) on stock
+# The Redshift procedures (redshift/serving_layer_refresh.sql) on stock
 # PostgreSQL: the file must keep to the subset Redshift documents, must
-# install with plain psql -f into a database without the extension, and both
-# overloads must produce, case by case, what a reference query (GROUP BY over
+# install with plain psql -f into a database without the extension, and every
+# overload must produce, case by case, what a reference query (GROUP BY over
 # UNION ALL, written here) produces -- and what the C extension produces.
+# The four-argument overload applies the derived time boundary; an existing
+# serving table with the batch table's columns is rebuilt LIKE itself.
 
 use strict;
 use warnings;
@@ -29,6 +31,8 @@ my $code = do { local $/; <$fh> };
 close($fh);
 $code =~ s{/\*.*?\*/}{ }gs;
 $code =~ s{--[^\n]*}{}g;
+like($code, qr/CREATE OR REPLACE PROCEDURE serving_layer_refresh\(target varchar, batch varchar, speed varchar, time_column varchar\)/,
+	'the file creates the four-argument procedure');
 like($code, qr/CREATE OR REPLACE PROCEDURE serving_layer_refresh\(target varchar, batch varchar, speed varchar\)/,
 	'the file creates the three-argument procedure');
 like($code, qr/CREATE OR REPLACE PROCEDURE serving_layer_refresh\(\)/,
@@ -84,8 +88,9 @@ is($node->safe_psql($db, "SELECT count(*) FROM pg_extension WHERE extname = 'ser
 is($node->safe_psql($db,
 		"SELECT string_agg(p.oid::regprocedure::text, ' ' ORDER BY p.pronargs)
 		 FROM pg_proc p WHERE p.pronamespace = 'rs'::regnamespace AND p.prokind = 'p'"),
-	'rs.serving_layer_refresh() rs.serving_layer_refresh(character varying,character varying,character varying)',
-	'both overloads are installed in the chosen schema');
+	'rs.serving_layer_refresh() rs.serving_layer_refresh(character varying,character varying,character varying)'
+	  . ' rs.serving_layer_refresh(character varying,character varying,character varying,character varying)',
+	'the three overloads are installed in the chosen schema');
 
 # c. The C path, the same cases through CREATE EXTENSION serving_layer.  It
 # must be installed (make install); SERVING_LAYER_NO_C=1 runs the Redshift
@@ -95,6 +100,10 @@ my $c_path = $node->safe_psql($db,
 ok($c_path || $ENV{SERVING_LAYER_NO_C}, 'the C extension is installed, for the comparison with it');
 $c_path = 0 if $ENV{SERVING_LAYER_NO_C};
 $node->safe_psql($db, 'CREATE SCHEMA ext; CREATE EXTENSION serving_layer SCHEMA ext') if $c_path;
+# The time boundary needs version 2 of the contract (define's time_column).
+my $c_time = $c_path && $node->safe_psql($db,
+	q{SELECT count(*) FROM pg_proc WHERE proname = 'serving_layer_define'
+	  AND pronamespace = 'ext'::regnamespace AND 'time_column' = ANY (proargnames)}) ne '0';
 
 # A string as an SQL literal.
 sub lit
@@ -126,19 +135,28 @@ sub columns_of
 		FROM pg_attribute WHERE attrelid = " . lit($rel) . "::regclass AND attnum > 0 AND NOT attisdropped");
 }
 
+# CALL the procedure with three arguments, or four with a time column.  The
+# shorter overloads call the four-argument one through search_path, so the
+# schema installed into is on it.
 sub call_refresh
 {
-	my ($t, $b, $s) = @_;
+	my ($t, $b, $s, $time) = @_;
+	my @args = map { lit($_) } $t, $b, $s;
+	push @args, lit($time) if defined $time;
 	return $node->psql($db,
-		'CALL rs.serving_layer_refresh(' . join(', ', map { lit($_) } $t, $b, $s) . ')');
+		'SET search_path = public, rs; CALL rs.serving_layer_refresh(' . join(', ', @args) . ')');
 }
 
 # The C extension on the same tables, into $c_target; returns (rc, stderr).
+# With a time column, the key columns are given too (the procedure makes the
+# time column a key whatever its type).
 sub c_refresh
 {
-	my ($c_target, $b, $s) = @_;
+	my ($c_target, $b, $s, $time, $key) = @_;
+	my $args = join(', ', map { lit($_) } $c_target, $b, $s);
+	$args .= ', key => ' . lit($key) . ', time_column => ' . lit($time) if defined $time;
 	my ($rc, $out, $err) = $node->psql($db,
-		'SELECT ext.serving_layer_define(' . join(', ', map { lit($_) } $c_target, $b, $s) . ');'
+		"SELECT ext.serving_layer_define($args);"
 		  . ' SELECT count(*) FROM ext.serving_layer_refresh(' . lit($c_target) . ')');
 	return ($rc, $err);
 }
@@ -154,8 +172,9 @@ sub check_case
 	(my $ref = $c{ref}) =~ s/\@S\@/$sch/g;
 	query("CREATE SCHEMA $sch; $setup");
 
-	my ($rc, $out, $err) = call_refresh($t, $b, $s);
+	my ($rc, $out, $err) = call_refresh($t, $b, $s, $c{time});
 	is($rc, 0, "$n: CALL succeeds") or diag($err);
+	like($err, $c{info}, "$n: the INFO line") if $c{info};
 	is(diff_count($t, $ref), '0', "$n: output equals the reference query (EXCEPT ALL both ways)");
 	is(query("SELECT count(*) FROM $t"), $c{rows}, "$n: $c{rows} rows");
 	is(columns_of($t), columns_of($b), "$n: the batch table's columns and types");
@@ -163,8 +182,10 @@ sub check_case
   SKIP:
 	{
 		skip 'no C extension to compare with (not installed, or SERVING_LAYER_NO_C set)', 2 unless $c_path;
+		skip 'the installed C extension has no time_column (contract version 2)', 2
+		  if defined $c{time} && !$c_time;
 		my $c_target = "$sch." . ($c{c_target} // 'c_out');
-		my ($crc, $cerr) = c_refresh($c_target, $b, $s);
+		my ($crc, $cerr) = c_refresh($c_target, $b, $s, $c{time}, $c{key});
 		is($crc, 0, "$n: the C extension refreshes the same tables") or diag($cerr);
 		is(diff_count($t, "SELECT * FROM $c_target") . ' ' . columns_of($c_target),
 			'0 ' . columns_of($t), "$n: the C extension's output is identical");
@@ -352,7 +373,7 @@ sub check_error
 	my (%c) = @_;
 	my $s = "c_$c{tag}";
 	query("CREATE SCHEMA $s; $c{setup}; CREATE TABLE $s.before AS TABLE $s.out");
-	my ($rc, $out, $err) = call_refresh("$s.out", "$s.b", "$s.s");
+	my ($rc, $out, $err) = call_refresh("$s.out", "$s.b", "$s.s", $c{time});
 	isnt($rc, 0, "$c{name}: the refresh fails");
 	like($err, $c{error}, "$c{name}: the error says why");
 	is(diff_count("$s.out", "TABLE $s.before") . ' '
@@ -361,6 +382,7 @@ sub check_error
   SKIP:
 	{
 		skip 'no C extension to compare with (not installed, or SERVING_LAYER_NO_C set)', 1 unless $c_path;
+		skip $c{no_c}, 1 if $c{no_c};
 		query("CREATE TABLE $s.c_out AS TABLE $s.out");
 		my ($crc, $cerr) = c_refresh("$s.c_out", "$s.b", "$s.s");
 		ok($crc != 0 && diff_count("$s.c_out", "TABLE $s.before") eq '0',
@@ -385,6 +407,120 @@ check_error(name => 'no key column', tag => 'no_key',
 	setup => q{CREATE TABLE c_no_key.b (n integer); CREATE TABLE c_no_key.s (n integer);
 		CREATE TABLE c_no_key.out (n integer); INSERT INTO c_no_key.out VALUES (1)},
 	error => qr/batch table c_no_key\.b has no key column/);
+
+#
+# The time boundary (four arguments): the boundary is the greatest non-NULL
+# time of the batch table; batch rows at or before it, speed rows after it;
+# NULL times from both layers, merged; no batch time: every speed row.  The
+# reference applies the same rule in plain SQL; each case also checks the
+# values that show the rule by hand.
+#
+sub time_ref
+{
+	my ($keys, $t, $measures) = @_;
+	my $max = "(SELECT max($t) FROM \@S\@.b)";
+	return "SELECT $keys, $measures FROM (SELECT * FROM \@S\@.b WHERE $t IS NULL OR $t <= $max"
+	  . " UNION ALL SELECT * FROM \@S\@.s WHERE $t IS NULL OR $t > $max OR $max IS NULL) u GROUP BY $keys";
+}
+
+check_case(name => 'time boundary: overlap counted once', tag => 'overlap', time => 'hour', key => '{city,hour}',
+	setup => q{CREATE TABLE @S@.b (city text, hour integer, n bigint); CREATE TABLE @S@.s (city text, hour integer, n bigint);
+		INSERT INTO @S@.b VALUES ('a', 1, 10), ('a', 2, 20), ('b', 2, 5);
+		INSERT INTO @S@.s VALUES ('a', 2, 20), ('b', 2, 5), ('a', 3, 7), ('c', 3, 1), ('a', 3, 1);},
+	ref => time_ref('city, hour', 'hour', 'sum(n)::bigint'),
+	info => qr/\(3 rows\) and .* \(3 rows\) at boundary 2 of hour: 5 rows/,
+	rows => 5);
+is(query(q{SELECT string_agg(city || hour || '=' || n, ' ' ORDER BY city, hour) FROM c_overlap.out}),
+	'a1=10 a2=20 a3=8 b2=5 c3=1', 'time boundary: hour 2, in both layers, counted once; hour 3 from speed; the integer hour is a key');
+
+check_case(name => 'time boundary: late speed rows', tag => 'late', time => 't', key => '{k,t}',
+	setup => q{CREATE TABLE @S@.b (k text, t timestamp, n integer); CREATE TABLE @S@.s (k text, t timestamp, n integer);
+		INSERT INTO @S@.b VALUES ('a', '2026-01-01 10:00', 1), ('b', '2026-01-01 11:00', 2);
+		INSERT INTO @S@.s VALUES ('c', '2026-01-01 09:00', 100), ('a', '2026-01-01 11:00', 50),
+			('a', '2026-01-01 12:00', 3);},
+	ref => time_ref('k, t', 't', 'sum(n)::integer'),
+	info => qr/\(1 rows\) at boundary 2026-01-01 11:00:00 of t: 3 rows/,
+	rows => 3);
+is(query(q{SELECT string_agg(k || ' ' || t || ' ' || n, ', ' ORDER BY t, k) FROM c_late.out}),
+	'a 2026-01-01 10:00:00 1, b 2026-01-01 11:00:00 2, a 2026-01-01 12:00:00 3',
+	'time boundary: speed rows before and at the boundary are ignored, a late key included');
+
+check_case(name => 'time boundary: NULL times', tag => 'null_times', time => 'd', key => '{k,d}',
+	setup => q{CREATE TABLE @S@.b (k text, d date, n integer); CREATE TABLE @S@.s (k text, d date, n integer);
+		INSERT INTO @S@.b VALUES ('a', NULL, 1), ('a', '2026-01-02', 2);
+		INSERT INTO @S@.s VALUES ('a', NULL, 10), ('a', '2026-01-01', 5), ('b', NULL, 3), ('a', '2026-01-03', 4);},
+	ref => time_ref('k, d', 'd', 'sum(n)::integer'),
+	rows => 4);
+is(query(q{SELECT string_agg(k || ' ' || coalesce(d::text, 'null') || ' ' || n, ', ' ORDER BY k, d) FROM c_null_times.out}),
+	'a 2026-01-02 2, a 2026-01-03 4, a null 11, b null 3',
+	'time boundary: NULL-time rows of both layers merged, not split');
+
+check_case(name => 'time boundary: batch without a time', tag => 'no_time', time => 'd', key => '{k,d}',
+	setup => q{CREATE TABLE @S@.b (k text, d date, n integer); CREATE TABLE @S@.s (k text, d date, n integer);
+		INSERT INTO @S@.b VALUES ('a', NULL, 1);
+		INSERT INTO @S@.s VALUES ('a', NULL, 2), ('a', '2020-01-01', 3);},
+	ref => time_ref('k, d', 'd', 'sum(n)::integer'),
+	info => qr/at boundary none of d: 2 rows/,
+	rows => 2);
+
+check_case(name => 'time boundary: empty batch', tag => 'empty_batch_time', time => 't', key => '{k,t}',
+	setup => q{CREATE TABLE @S@.b (k text, t timestamptz, n integer); CREATE TABLE @S@.s (k text, t timestamptz, n integer);
+		INSERT INTO @S@.s VALUES ('a', '2026-01-01 10:00+00', 1), ('a', '2026-01-01 10:00+00', 2),
+			('b', '2000-01-01 00:00+00', 3);},
+	ref => time_ref('k, t', 't', 'sum(n)::integer'),
+	info => qr/\(0 rows\) and .* \(3 rows\) at boundary none of t: 2 rows/,
+	rows => 2);
+is(query(q{SELECT string_agg(k || n, ' ' ORDER BY k) FROM c_empty_batch_time.out}), 'a3 b3',
+	'time boundary: empty batch, every speed row taken');
+
+check_case(name => 'time boundary: quoted time column, by position', tag => 'time_pos', time => 'The Hour',
+	key => '{"The Hour",city}',
+	setup => q{CREATE TABLE @S@.b ("The Hour" integer, city text, n integer);
+		CREATE TABLE @S@.s (h integer, c text, cnt integer);
+		INSERT INTO @S@.b VALUES (1, 'a', 1), (2, 'a', 1), (NULL, 'a', 1);
+		INSERT INTO @S@.s VALUES (2, 'a', 5), (3, 'a', 6), (NULL, 'a', 7);},
+	ref => q{SELECT "The Hour", city, sum(n)::integer FROM (SELECT * FROM @S@.b
+		UNION ALL SELECT * FROM @S@.s WHERE h IS NULL OR h > 2) u ("The Hour", city, n) GROUP BY 1, 2},
+	rows => 4);
+
+check_error(name => 'time column not in the batch table', tag => 'bad_time', time => 'hour',
+	no_c => 'the C extension checks its time column at define time',
+	setup => q{CREATE TABLE c_bad_time.b (city text, n integer); CREATE TABLE c_bad_time.s (city text, n integer);
+		INSERT INTO c_bad_time.b VALUES ('a', 1);
+		CREATE TABLE c_bad_time.out (city text, n integer); INSERT INTO c_bad_time.out VALUES ('old', 0)},
+	error => qr/time column hour is not a column of batch table c_bad_time\.b/);
+
+#
+# An existing serving table with the batch table's columns is rebuilt with
+# CREATE TABLE ... (LIKE <serving table>): on Redshift that keeps DISTKEY,
+# SORTKEY and encodings; on PostgreSQL what LIKE keeps shows it, the NOT NULL
+# columns and a column's collation, which the batch table does not have.
+#
+$sch = check_case(name => 'existing target rebuilt LIKE itself', tag => 'like',
+	setup => q{CREATE TABLE @S@.b (city text, hour integer, n integer); CREATE TABLE @S@.s (city text, hour integer, n integer);
+		INSERT INTO @S@.b VALUES ('a', 1, 1), ('b', 1, 2); INSERT INTO @S@.s VALUES ('b', 1, 3), ('c', 2, 4);
+		CREATE TABLE @S@.out (city text COLLATE "C" NOT NULL, hour integer NOT NULL, n integer);
+		INSERT INTO @S@.out VALUES ('old', 0, 0);
+		GRANT SELECT ON @S@.out TO rs_reader; ALTER TABLE @S@.out OWNER TO rs_owner;},
+	ref => q{SELECT city, sum(hour)::integer, sum(n)::integer FROM (TABLE @S@.b UNION ALL TABLE @S@.s) u GROUP BY city},
+	rows => 3);
+is(query(qq{SELECT string_agg(attname || ' ' || attnotnull || ' ' || coalesce(collname, '-'), ', ' ORDER BY attnum)
+	FROM pg_attribute LEFT JOIN pg_collation co ON co.oid = attcollation AND attcollation <> 100
+	WHERE attrelid = '$sch.out'::regclass AND attnum > 0}),
+	'city true C, hour true -, n false -',
+	'existing target rebuilt LIKE itself: NOT NULL columns and the collation of the serving table kept');
+is(query("SELECT has_table_privilege('rs_reader', '$sch.out', 'SELECT')::text || ' ' || pg_get_userbyid(relowner)
+	FROM pg_class WHERE oid = '$sch.out'::regclass"),
+	'true rs_owner', 'existing target rebuilt LIKE itself: grants and owner kept');
+
+# What LIKE keeps is enforced: a NULL merged into a NOT NULL column of the
+# serving table fails the refresh and leaves the table as it was.
+check_error(name => 'existing target rebuilt LIKE itself, NOT NULL broken', tag => 'like_null',
+	no_c => 'CREATE TABLE AS gives the C target no NOT NULL column to compare with',
+	setup => q{CREATE TABLE c_like_null.b (city text, n integer); CREATE TABLE c_like_null.s (city text, n integer);
+		INSERT INTO c_like_null.b VALUES ('a', NULL);
+		CREATE TABLE c_like_null.out (city text, n integer NOT NULL); INSERT INTO c_like_null.out VALUES ('old', 0)},
+	error => qr/null value in column "n"/);
 
 $node->stop;
 done_testing();
