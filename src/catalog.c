@@ -23,6 +23,7 @@
 #include "utils/lsyscache.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "definition.h"
 #include "merge_kinds.h"
 #include "merge_plan.h"
@@ -255,7 +256,7 @@ catalog_check_owner(const Definition *def, const char *action)
 
 	if (OidIsValid(relid))
 	{
-		if (!pg_class_ownercheck(relid, GetUserId()))
+		if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
 			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, def->target->name);
 		return;
 	}
@@ -317,7 +318,7 @@ check_target_privileges(const TargetName *target)
 
 	if (OidIsValid(relid))
 	{
-		if (!pg_class_ownercheck(relid, GetUserId()))
+		if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
 			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, target->name);
 		return;
 	}
@@ -326,6 +327,7 @@ check_target_privileges(const TargetName *target)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_SCHEMA_NAME),
 				 errmsg("schema \"%s\" does not exist", target->schema)));
-	if (pg_namespace_aclcheck(nspid, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
+	if (object_aclcheck(NamespaceRelationId, nspid, GetUserId(),
+						ACL_CREATE) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_SCHEMA, target->schema);
 }

@@ -17,6 +17,7 @@
 #include "utils/datum.h"
 #include "utils/memutils.h"
 
+#include "compat.h"
 #include "fast_merge.h"
 
 /*

@@ -53,6 +53,7 @@
 #include "utils/syscache.h"
 
 #include "build.h"
+#include "compat.h"
 #include "retire.h"
 #include "settings.h"
 #include "swap.h"
@@ -195,6 +196,18 @@ class_pair(Oid r1, Oid r2, HeapTuple *tup1, HeapTuple *tup2)
  * swap_pair
  *		Exchange the storage of two relations of the same kind by swapping
  *		their pg_class storage fields, with their size statistics.
+ *
+ * This follows the non-mapped, swap-TOAST-by-link path of core's
+ * swap_relation_files() (commands/cluster.c), checked against 15, 17 and
+ * 18: relfilenode and reltablespace are exchanged (relam and
+ * relpersistence too in core, equal here by the check below); relpages,
+ * reltuples, relallvisible and, from 18, relallfrozen are exchanged as
+ * fresh statistics; relfrozenxid and relminmxid are exchanged where core
+ * sets the new heap's cutoffs (the new heap's rows are all frozen).  The
+ * relation cache is told which storage is new (rd_*Subid, renamed in 16),
+ * and up to 16 both smgr links are closed (17 dropped that step).  TOAST
+ * links are exchanged by swap_toast_links().  compat.h maps the fields
+ * and calls that differ.
  */
 static void
 swap_pair(Relation pg_class, Oid r1, Oid r2)
@@ -221,6 +234,7 @@ swap_pair(Relation pg_class, Oid r1, Oid r2)
 	SWAP_FIELD(TransactionId, relfrozenxid);
 	SWAP_FIELD(MultiXactId, relminmxid);
 #undef SWAP_FIELD
+	class_swap_allfrozen(f1, f2);
 
 	CatalogTupleUpdate(pg_class, &tup1->t_self, tup1);
 	CatalogTupleUpdate(pg_class, &tup2->t_self, tup2);
@@ -233,15 +247,15 @@ swap_pair(Relation pg_class, Oid r1, Oid r2)
 	rel1 = relation_open(r1, NoLock);
 	rel2 = relation_open(r2, NoLock);
 	rel2->rd_createSubid = rel1->rd_createSubid;
-	rel2->rd_newRelfilenodeSubid = rel1->rd_newRelfilenodeSubid;
-	rel2->rd_firstRelfilenodeSubid = rel1->rd_firstRelfilenodeSubid;
-	RelationAssumeNewRelfilenode(rel1);
+	rel2->rd_newRelfilelocatorSubid = rel1->rd_newRelfilelocatorSubid;
+	rel2->rd_firstRelfilelocatorSubid = rel1->rd_firstRelfilelocatorSubid;
+	RelationAssumeNewRelfilelocator(rel1);
 	relation_close(rel1, NoLock);
 	relation_close(rel2, NoLock);
 
 	/* both smgr links are stale now; see swap_relation_files() */
-	RelationCloseSmgrByOid(r1);
-	RelationCloseSmgrByOid(r2);
+	relation_forget_smgr(r1);
+	relation_forget_smgr(r2);
 
 	heap_freetuple(tup1);
 	heap_freetuple(tup2);
@@ -251,7 +265,8 @@ swap_pair(Relation pg_class, Oid r1, Oid r2)
  * set_heap_stats
  *		Give the new heap the size statistics of its contents before the
  *		swap carries them to the serving table.  The rows were inserted
- *		frozen through multi-insert, which marks the pages all-visible.
+ *		frozen through multi-insert, which marks the pages all-visible and
+ *		all-frozen (relallfrozen exists from 18 on).
  */
 static void
 set_heap_stats(Relation pg_class, Oid relid, BlockNumber pages, int64 tuples)
@@ -265,6 +280,7 @@ set_heap_stats(Relation pg_class, Oid relid, BlockNumber pages, int64 tuples)
 	form->relpages = (int32) pages;
 	form->reltuples = (float4) tuples;
 	form->relallvisible = (int32) pages;
+	class_set_allfrozen(form, (int32) pages);
 	CatalogTupleUpdate(pg_class, &tup->t_self, tup);
 	heap_freetuple(tup);
 	CommandCounterIncrement();

@@ -19,6 +19,7 @@
 #include "utils/regproc.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "definition.h"
 #include "target.h"
 
@@ -56,7 +57,7 @@ target_parse(const char *text, bool for_define)
 	Oid			nspid;
 
 	/* raises invalid_name (42602) on bad syntax */
-	names = stringToQualifiedNameList(text);
+	names = stringToQualifiedNameList(text, NULL);
 	rv = makeRangeVarFromNameList(names);
 	if (rv->catalogname != NULL)
 		ereport(ERROR,
