@@ -15,6 +15,12 @@
 #   (d) refresh        SELECT * FROM serving_layer_refresh(), no index on
 #                      serving_layer
 #   (e) refresh+index  the same with a btree index on serving_layer (location)
+#   (f) floor of both  CREATE TABLE x AS SELECT * FROM batch_layer UNION ALL
+#                      SELECT * FROM speed_layer (the floor when the speed
+#                      layer is large: a merge reads and writes both)
+#   (g) refresh, small (d) with serving_layer.fast_merge_memory = SMALL_MEM
+#                      (16MB): the C merge spills to temporary files
+# (a) to (e) by default; --methods picks others.
 # It prints markdown tables of the medians, ratios, scaling and the refreshing
 # backend's peak memory, checks at the smallest N that the refresh (and the
 # seed) produce exactly a GROUP BY over batch UNION ALL speed, times the
@@ -24,7 +30,13 @@
 # size, 10 % speed).  Raw results, the report and speed.png go to
 # test/bench/out/.
 #
-#   test/bench/speed.sh [--quick | --big] [--runs N]
+#   test/bench/speed.sh [--quick | --big] [--runs N] [--sizes "N ..."]
+#       [--speeds "P ..."] [--methods "a b c d e f g"] [--small-mem 16MB]
+#       [--check-all] [--no-extras]
+# --check-all checks the output of (d) and (g) at every N, not only the
+# smallest; --no-extras skips the work_mem runs and the auto_explain run.
+# BENCH_EXTRA_SETTINGS adds server settings (e.g. "maintenance_work_mem =
+# 64MB", its default).
 #
 # It assumes the extension is installed (make install) and runs as root or
 # as a user that can run PostgreSQL.  A default run takes about 30 minutes on
@@ -38,18 +50,29 @@ SPEEDS=(1 10 100)
 RUNS=3
 SEED_TIMEOUT=${SEED_TIMEOUT:-300}
 MODE=default
+METHODS=(a b c d e)
+SMALL_MEM=16MB
+CHECK_ALL=0
+EXTRAS=1
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) SIZES=(100000 300000) MODE=quick ;;
 	--big) SIZES=(1000000 5000000 10000000) MODE=big ;;
 	--runs) RUNS=$2; shift ;;
-	-h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--sizes) read -r -a SIZES <<<"$2"; MODE=custom; shift ;;
+	--speeds) read -r -a SPEEDS <<<"$2"; shift ;;
+	--methods) read -r -a METHODS <<<"$2"; shift ;;
+	--small-mem) SMALL_MEM=$2; shift ;;
+	--check-all) CHECK_ALL=1 ;;
+	--no-extras) EXTRAS=0 ;;
+	-h | --help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
 	shift
 done
-METHODS=(a b c d e)
-declare -A MNAME=([a]="floor" [b]="floor+index" [c]="seed" [d]="refresh" [e]="refresh+index")
+declare -A MNAME=([a]="floor" [b]="floor+index" [c]="seed" [d]="refresh" [e]="refresh+index"
+	[f]="floor of both" [g]="refresh $SMALL_MEM")
+has_method() { [[ " ${METHODS[*]} " == *" $1 "* ]]; }
 
 bench_check_install
 mkdir -p "$BENCH_OUT"
@@ -58,7 +81,7 @@ rm -rf "$RAW"
 mkdir -p "$RAW"
 RUNS_TSV=$BENCH_OUT/speed-runs.tsv
 REPORT=$BENCH_OUT/speed.md
-printf 'N\tspeed_pct\tmethod\trun\tseconds\tstatus\tvmhwm_kb\trssshmem_kb\n' >"$RUNS_TSV"
+printf 'N\tspeed_pct\tmethod\trun\tseconds\tstatus\tvmhwm_kb\trssshmem_kb\tmerged\n' >"$RUNS_TSV"
 LOAD_BEFORE=$(bench_load_note "before the run")
 TOP_BEFORE=$(ps -eo pcpu=,comm= --sort=-pcpu | awk 'NR <= 5 {printf "%s%s %s%%", (NR > 1 ? ", " : ""), $2, $1}')
 STARTED=$(date +%s)
@@ -70,9 +93,9 @@ BENCH_SRV_LOG=$(bench_server_log)
 # Untimed preparation before method $1: the state production would have.
 prepare() {
 	case "$1" in
-	a | b) bq -c 'DROP TABLE IF EXISTS x' >/dev/null ;;
+	a | b | f) bq -c 'DROP TABLE IF EXISTS x' >/dev/null ;;
 	c) bq -c 'DROP TABLE IF EXISTS serving_layer_temp' >/dev/null ;;
-	d) bq -c 'DROP INDEX IF EXISTS serving_layer_location_idx' >/dev/null ;;
+	d | g) bq -c 'DROP INDEX IF EXISTS serving_layer_location_idx' >/dev/null ;;
 	e) bq -c 'CREATE INDEX IF NOT EXISTS serving_layer_location_idx ON serving_layer (location)' >/dev/null ;;
 	esac
 	bq -c CHECKPOINT >/dev/null
@@ -89,15 +112,21 @@ method_sql() {
 		'CREATE INDEX ON x (location);' '\timing off' "$MEM_SQL" ;;
 	c) printf '%s\n' "SET statement_timeout = '${SEED_TIMEOUT}s';" '\timing on' 'BEGIN;' \
 		"\\i $BENCH_DIR/seed.sql" 'COMMIT;' ;;
-	d | e) printf '%s\n' '\timing on' 'SELECT * FROM serving_layer_refresh();' '\timing off' \
-		"$MEM_SQL" ;;
+	d | e) printf '%s\n' "SET serving_layer.\"verbose\" = on;" '\timing on' \
+		'SELECT * FROM serving_layer_refresh();' '\timing off' "$MEM_SQL" ;;
+	f) printf '%s\n' '\timing on' \
+		'CREATE TABLE x AS SELECT * FROM batch_layer UNION ALL SELECT * FROM speed_layer;' \
+		'\timing off' ;;
+	g) printf '%s\n' "LOAD 'serving_layer';" "SET serving_layer.fast_merge_memory = '$SMALL_MEM';" \
+		"SET serving_layer.\"verbose\" = on;" '\timing on' 'SELECT * FROM serving_layer_refresh();' \
+		'\timing off' "$MEM_SQL" ;;
 	esac
 }
 
 # Run method $3 once at N=$1, speed $2 %, run $4 (a label); append a line
 # to $RUNS_TSV and print the seconds (or ">T" when cut off).
 timed_run() {
-	local n=$1 pct=$2 m=$3 run=$4 f rc=0 secs status=ok hwm=- shm=-
+	local n=$1 pct=$2 m=$3 run=$4 f rc=0 secs status=ok hwm=- shm=- merged=-
 	f=$RAW/${n}_${pct}_${m}_${run}.log
 	prepare "$m"
 	method_sql "$m" >"$f.sql"
@@ -118,15 +147,20 @@ timed_run() {
 			die "method $m (${MNAME[$m]}) failed at N=$n speed=$pct% (output above, in $f)"
 		fi
 	fi
-	if [ "$m" = b ] || [ "$m" = d ] || [ "$m" = e ]; then
+	case "$m" in b | d | e | g)
 		hwm=$(awk -F'|' '$2 ~ /^VmHWM:/ {print $2}' "$f" | awk '{print $2}')
 		shm=$(awk -F'|' '$2 ~ /^RssShmem:/ {print $2}' "$f" | awk '{print $2}')
-	fi
-	if [ "$m" = a ] || [ "$m" = b ]; then
-		bq -c 'DROP TABLE IF EXISTS x' >/dev/null
-	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$pct" "$m" "$run" "$secs" "$status" \
-		"$hwm" "$shm" >>"$RUNS_TSV"
+		;;
+	esac
+	case "$m" in d | e | g)
+		# how the rows were merged, from the verbose build line
+		merged=$(sed -n 's/.*: build: .*, merged \(.*\), [0-9.]* ms$/\1/p' "$f" | head -n1)
+		[ -n "$merged" ] || merged=-
+		;;
+	esac
+	case "$m" in a | b | f) bq -c 'DROP TABLE IF EXISTS x' >/dev/null ;; esac
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$pct" "$m" "$run" "$secs" "$status" \
+		"$hwm" "$shm" "$merged" >>"$RUNS_TSV"
 	printf '%s\n' "$secs"
 }
 
@@ -172,33 +206,32 @@ compare_with_reference() {
 	SQL
 }
 
-# Check the refresh's and the seed's output at N=$1 / $2 %; record a line for the report.
+# Check the output of refresh method $3 (d: default settings, g: the small
+# budget) and, with (c) among the methods and $3 = d, of the seed, at N=$1 /
+# $2 %; record a line for the report.
 verify() {
-	local n=$1 pct=$2 r s
-	bq -c 'SELECT count(*) FROM serving_layer_refresh()' >/dev/null
+	local n=$1 pct=$2 m=$3 r s="- - -" sets="" merged
+	[ "$m" = g ] && sets="SET serving_layer.fast_merge_memory = '$SMALL_MEM';"
+	merged=$(bq -c "LOAD 'serving_layer'" -c "$sets SET serving_layer.\"verbose\" = on" \
+		-c 'SELECT count(*) FROM serving_layer_refresh()' 2>&1 |
+		sed -n 's/.*: build: .*, merged \(.*\), [0-9.]* ms$/\1/p' | head -n1)
 	r=$(compare_with_reference)
-	{
-		bq -c 'BEGIN' -f "$BENCH_DIR/seed.sql" -c 'COMMIT'
-	} >/dev/null 2>&1 || die "the seed failed at N=$n speed=$pct% during the check"
-	s=$(compare_with_reference)
-	bq -c 'SELECT count(*) FROM serving_layer_refresh()' >/dev/null
+	if [ "$m" = d ] && has_method c; then
+		{
+			bq -c 'BEGIN' -f "$BENCH_DIR/seed.sql" -c 'COMMIT'
+		} >/dev/null 2>&1 || die "the seed failed at N=$n speed=$pct% during the check"
+		s=$(compare_with_reference)
+		bq -c 'SELECT count(*) FROM serving_layer_refresh()' >/dev/null
+	fi
 	bq -c 'DROP TABLE bench_ref' >/dev/null
 	local re rmiss rn se sm sn verdict=ok
 	read -r re rmiss rn <<<"$r"
 	read -r se sm sn <<<"$s"
 	if [ "$re" != 0 ] || [ "$rmiss" != 0 ]; then
 		verdict="MISMATCH"
-		cat >>/tmp/team/bugs/bench.md <<-EOF || true
-
-			## speed.sh: refresh output differs from the reference query (N=$n, speed $pct %)
-
-			serving_layer_refresh() gave $rn rows; $re rows not in the reference GROUP BY over
-			batch_layer UNION ALL speed_layer, $rmiss reference rows missing.  Reproduce:
-			test/bench/speed.sh --quick (data generation in make_batch/make_speed).
-		EOF
 	fi
-	VERIFY_LINES+=("| $(human "$n") | $pct | $rn | $re | $rmiss | $verdict | $sn | $se | $sm |")
-	log "check N=$n speed=$pct%: refresh $verdict ($rn rows, $re extra, $rmiss missing); seed $sn rows, $se extra, $sm missing"
+	VERIFY_LINES+=("| $(human "$n") | $pct | (${m}) ${MNAME[$m]} | ${merged:--} | $rn | $re | $rmiss | $verdict | $sn | $se | $sm |")
+	log "check N=$n speed=$pct% (${m}): refresh $verdict ($rn rows, $re extra, $rmiss missing, merged ${merged:--}); seed $sn rows, $se extra, $sm missing"
 }
 
 # --- the main measurement ----------------------------------------------------
@@ -239,10 +272,12 @@ for n in "${SIZES[@]}"; do
 				fi
 			done
 		done
-		if [ "$n" = "${SIZES[0]}" ]; then
-			verify "$n" "$pct"
+		if [ "$n" = "${SIZES[0]}" ] || [ "$CHECK_ALL" = 1 ]; then
+			for m in d g; do
+				has_method "$m" && verify "$n" "$pct" "$m"
+			done
 		fi
-		if [ "$pct" = 10 ] && [ "$n" = "${SIZES[1]}" ]; then
+		if [ "$EXTRAS" = 1 ] && [ "$pct" = 10 ] && [ "$n" = "${SIZES[1]:-}" ]; then
 			log "N=$n speed=$pct%: where the refresh's time goes (auto_explain)"
 			DIAG_N=$n
 			bq -c 'CREATE INDEX IF NOT EXISTS serving_layer_location_idx ON serving_layer (location)' >/dev/null
@@ -303,9 +338,10 @@ ae_entries() {
 # catalog, the history or the refresh call itself).
 ae_data() { ae_entries "$1" | awk -F'\t' '$2 !~ /serving_layer_config|serving_layer_history|serving_layer_refresh\(|pg_catalog.pg_class/'; }
 
+WM_LINES=()
+if [ "$EXTRAS" = 1 ]; then
 WM_N=${SIZES[0]}
 WM_PCT=10
-WM_LINES=()
 # session settings to try: "layers analyzed|SET ...; SET ..."
 WM_CONFIGS=("no|SET work_mem = '64kB'" "no|SET work_mem = '1GB'" "yes|SET work_mem = '64kB'" "yes|SET work_mem = '1GB'")
 if [ "$(bq -c "SELECT count(*) FROM pg_settings WHERE name = 'serving_layer.fast_merge_memory'")" = 1 ] ||
@@ -364,6 +400,7 @@ for cfg in "${WM_CONFIGS[@]}"; do
 	WM_LINES+=("| $an | ${sets//;/,} | $(printf '%s\n' "${times[@]}" | median) | $(printf '%s\n' "${times[@]}" | paste -sd ' ' -) | $((hwm / 1024)) ($((shm / 1024)) shared) | $plan |")
 	log "$sets analyze=$an: $(printf '%s\n' "${times[@]}" | median) s"
 done
+fi
 LOAD_AFTER=$(bench_load_note "at the end")
 ELAPSED=$(( $(date +%s) - STARTED ))
 
@@ -381,28 +418,50 @@ report() {
 	echo
 	echo "### Medians (seconds)"
 	echo
-	echo "| N | speed % | speed rows | (a) floor | (b) floor+index | (c) seed | (d) refresh | (e) refresh+index | d/a | e/b | c/d | (b) peak RSS MB | (d) peak RSS MB | (e) peak RSS MB |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	# ratios of each refresh to its floor, where both were run
+	local -a RATIOS=()
+	local rp
+	for rp in d/a e/b d/f g/f c/d; do
+		has_method "${rp%/*}" && has_method "${rp#*/}" && RATIOS+=("$rp")
+	done
+	local hdr="| N | speed % | speed rows |" sep="|---|---|---|"
+	for m in "${METHODS[@]}"; do hdr+=" (${m}) ${MNAME[$m]} |"; sep+="---|"; done
+	for rp in "${RATIOS[@]}"; do hdr+=" $rp |"; sep+="---|"; done
+	for m in "${METHODS[@]}"; do
+		case "$m" in b | d | e | g) hdr+=" (${m}) peak RSS MB |"; sep+="---|" ;; esac
+	done
+	echo "$hdr"
+	echo "$sep"
 	for n in "${SIZES[@]}"; do
 		for pct in "${SPEEDS[@]}"; do
 			declare -A M=()
-			for m in "${METHODS[@]}"; do M[$m]=$(med "$n" "$pct" "$m"); done
-			local cs=${M[c]}
-			local cd
-			if [ -z "$cs" ]; then
-				cs="> $SEED_TIMEOUT (not run)"
-				cd="> $(awk -v t="$SEED_TIMEOUT" -v d="${M[d]}" 'BEGIN {printf "%.0f", t / d}')"
-			elif [ "${cs#>}" != "$cs" ]; then
-				cs="> $SEED_TIMEOUT"
-				cd="> $(awk -v t="$SEED_TIMEOUT" -v d="${M[d]}" 'BEGIN {printf "%.0f", t / d}')"
-			else
-				cd=$(ratio "$cs" "${M[d]}")
-			fi
-			echo "| $(human "$n") | $pct | $((n * pct / 100)) | ${M[a]} | ${M[b]} | $cs | ${M[d]} | ${M[e]} | $(ratio "${M[d]}" "${M[a]}") | $(ratio "${M[e]}" "${M[b]}") | $cd | $(peak_mem "$n" "$pct" b) | $(peak_mem "$n" "$pct" d) | $(peak_mem "$n" "$pct" e) |"
+			local line="| $(human "$n") | $pct | $((n * pct / 100)) |"
+			for m in "${METHODS[@]}"; do
+				M[$m]=$(med "$n" "$pct" "$m")
+				v=${M[$m]}
+				if [ "$m" = c ] && [ -z "$v" ]; then
+					v="> $SEED_TIMEOUT (not run)"
+				elif [ "${v#>}" != "$v" ]; then
+					v="> $SEED_TIMEOUT"
+				fi
+				line+=" $v |"
+			done
+			for rp in "${RATIOS[@]}"; do
+				local x=${M[${rp%/*}]} y=${M[${rp#*/}]}
+				if [ "$rp" = c/d ] && { [ -z "$x" ] || [ "${x#>}" != "$x" ]; }; then
+					line+=" > $(awk -v t="$SEED_TIMEOUT" -v d="$y" 'BEGIN {printf "%.0f", t / d}') |"
+				else
+					line+=" $(ratio "$x" "$y") |"
+				fi
+			done
+			for m in "${METHODS[@]}"; do
+				case "$m" in b | d | e | g) line+=" $(peak_mem "$n" "$pct" "$m") |" ;; esac
+			done
+			echo "$line"
 		done
 	done
 	echo
-	echo "d/a = refresh / floor, e/b = refresh with index / (floor + index), c/d = seed / refresh. Peak RSS is the largest VmHWM of the backend over the (b) runs (CREATE INDEX with the server's maintenance_work_mem), the (d) runs (the merge, no index) and the (e) runs (the index copy, built with maintenance_work_mem like CREATE INDEX), read from /proc/<pg_backend_pid()>/status in the same session after the refresh; \"shared\" is its RssShmem (shared_buffers pages it touched), so the private memory is about the difference."
+	echo "d/a = refresh / floor, e/b = refresh with index / (floor + index), d/f and g/f = refresh / floor of both layers, c/d = seed / refresh. How the refreshes merged (serving_layer.verbose): $(awk -F'\t' 'NR > 1 && $9 != "-" && $9 != "" {print "(" $3 ") " $9}' "$RUNS_TSV" | sort | uniq -c | awk '{c = $1; $1 = ""; printf "%s%s x%d", (NR > 1 ? ";" : ""), $0, c}'). Peak RSS is the largest VmHWM of the backend over the (b) runs (CREATE INDEX with the server's maintenance_work_mem), the (d) and (g) runs (the merge, no index) and the (e) runs (the index copy, built with maintenance_work_mem like CREATE INDEX), read from /proc/<pg_backend_pid()>/status in the same session after the refresh; \"shared\" is its RssShmem (shared_buffers pages it touched), so the private memory is about the difference."
 	echo
 	local n0=${SIZES[0]}
 	echo "### Scaling with N (median seconds; ratio to N = $(human "$n0"))"
@@ -429,10 +488,11 @@ report() {
 	echo
 	echo "### Output checked against GROUP BY over batch UNION ALL speed (N = $(human "$n0"), EXCEPT ALL both ways)"
 	echo
-	echo "| N | speed % | refresh rows | refresh extra | refresh missing | refresh | seed rows | seed extra | seed missing |"
-	echo "|---|---|---|---|---|---|---|---|---|"
+	echo "| N | speed % | method | merged | refresh rows | refresh extra | refresh missing | refresh | seed rows | seed extra | seed missing |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	printf '%s\n' "${VERIFY_LINES[@]}"
 	echo
+	[ "$EXTRAS" = 1 ] || return 0
 	echo "### Session work_mem and ANALYZE on the layers (N = $(human "$WM_N"), speed $WM_PCT %, refresh without index)"
 	echo
 	echo "| layers analyzed | session settings | median s | runs s | peak RSS MB | the refresh's statements (auto_explain top plan nodes) |"
@@ -505,7 +565,7 @@ if ensure_gnuplot; then
 	{
 		echo "set terminal pngcairo noenhanced size 1500,560 font 'sans,11'"
 		echo "set output '$BENCH_OUT/speed.png'"
-		echo "set multiplot layout 1,${#SPEEDS[@]} title 'serving_layer refresh vs floor and seed: median seconds against batch keys N ($(nproc) cores, PostgreSQL 15; seed points missing where cut off at $SEED_TIMEOUT s)'"
+		echo "set multiplot layout 1,${#SPEEDS[@]} title 'serving_layer refresh vs floors: median seconds against batch keys N ($(nproc) cores, PostgreSQL 15; seed points missing where cut off at $SEED_TIMEOUT s)'"
 		echo "set xlabel 'batch keys N (millions)'"
 		echo "set ylabel 'seconds'"
 		echo "set key top left Left reverse samplen 2 font ',9' opaque box"
@@ -515,11 +575,14 @@ if ensure_gnuplot; then
 		i=0
 		for pct in "${SPEEDS[@]}"; do
 			echo "set title 'speed layer = $pct % of N'"
-			echo "plot '$DAT' index $i using 1:2 with linespoints lw 2 title '(a) floor: CREATE TABLE AS', \\"
-			echo "  '' index $i using 1:3 with linespoints lw 2 title '(b) floor + CREATE INDEX', \\"
-			echo "  '' index $i using 1:4 with linespoints lw 2 title '(c) seed SQL', \\"
-			echo "  '' index $i using 1:5 with linespoints lw 2 title '(d) refresh', \\"
-			echo "  '' index $i using 1:6 with linespoints lw 2 title '(e) refresh + index'"
+			col=2
+			pl="plot"
+			for m in "${METHODS[@]}"; do
+				[ "$col" -gt 2 ] && pl+=","
+				pl+=" '$DAT' index $i using 1:$col with linespoints lw 2 title '(${m}) ${MNAME[$m]}'"
+				col=$((col + 1))
+			done
+			echo "$pl"
 			i=$((i + 1))
 		done
 		echo "unset multiplot"
