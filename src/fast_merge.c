@@ -60,12 +60,12 @@
 
 /*
  * The memory budget is serving_layer.fast_merge_memory (kB), for the set of
- * batch key hashes (step 1) and then for the speed groups (steps 2-4);
- * duplicate groups are allowed one per 256 bytes of it.  Past it the GROUP
- * BY query is used.
+ * batch key hashes (step 1) and then for the speed groups, the set of
+ * duplicate hashes and the duplicate groups together (steps 2-4), each
+ * counted with the values its groups hold.  Past it the GROUP BY query is
+ * used.
  */
 #define BUDGET_BYTES	((Size) sl_fast_merge_memory * 1024)
-#define DUP_GROUPS_MAX	((uint64) (BUDGET_BYTES / 256))
 
 typedef struct FastMerge
 {
@@ -288,7 +288,7 @@ static void
 keys_flush(FastMerge *fm)
 {
 	for (int i = 0; i < fm->npending; i++)
-		__builtin_prefetch(&fm->keys.slots[fm->pending[i] & fm->keys.mask]);
+		SL_PREFETCH(&fm->keys.slots[fm->pending[i] & fm->keys.mask]);
 	for (int i = 0; i < fm->npending && !fm->over_budget; i++)
 	{
 		Size		maxbytes = BUDGET_BYTES;
@@ -298,8 +298,6 @@ keys_flush(FastMerge *fm)
 		{
 			(void) hashset_add(&fm->duphashes, fm->pending[i], maxbytes,
 							   &fm->over_budget);
-			if (fm->duphashes.count > DUP_GROUPS_MAX)
-				fm->over_budget = true;
 		}
 	}
 	fm->npending = 0;
@@ -495,9 +493,23 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 	if (!fm->over_budget)
 		query_rows(merge_sql_layer(plan, true, false), 0, NULL, NULL, true,
 				   speed_row, fm);
-	/* speed_row looks at the memory every 1024 rows: look at the last ones */
-	if (MemoryContextMemAllocated(fm->speed.cxt, true) > BUDGET_BYTES)
-		fm->over_budget = true;
+	/*
+	 * speed_row looks at the memory every 1024 rows: look at the last ones,
+	 * and count the duplicate groups step 3 will make, one per duplicate
+	 * hash, each taken as large as a speed group (or a group's struct and a
+	 * short key when there is none).
+	 */
+	if (!fm->over_budget)
+	{
+		Size		speed_mem = MemoryContextMemAllocated(fm->speed.cxt, true);
+		double		per_group = fm->speed.count > 0 ?
+			(double) speed_mem / fm->speed.count :
+			offsetof(Group, acc) + sizeof(Acc) * fm->ncols + 64;
+
+		if (speed_mem + sizeof(uint32) * (fm->duphashes.mask + 1) +
+			per_group * fm->duphashes.count > BUDGET_BYTES)
+			fm->over_budget = true;
+	}
 	if (!fm->over_budget)
 	{
 		Datum	   *values = palloc(sizeof(Datum) * fm->ncols);

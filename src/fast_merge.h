@@ -10,7 +10,18 @@
 #ifndef FAST_MERGE_H
 #define FAST_MERGE_H
 
+#include "common/int128.h"
 #include "fmgr.h"
+
+/*
+ * Prefetch a cache line where the compiler can (GCC and clang); elsewhere
+ * nothing, which is only slower.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define SL_PREFETCH(addr)	__builtin_prefetch(addr)
+#else
+#define SL_PREFETCH(addr)	((void) (addr))
+#endif
 
 typedef enum AccKind
 {
@@ -37,12 +48,16 @@ typedef struct FastColumn
 	FmgrInfo	cmp;			/* min, max: btree comparison */
 } FastColumn;
 
-/* One measure or key of a group (24 bytes). */
+/*
+ * One measure or key of a group (24 bytes).  Integer sums use core's INT128
+ * (common/int128.h): a native 128-bit integer where the compiler has one,
+ * else a pair of 64-bit halves.
+ */
 typedef struct Acc
 {
 	union
 	{
-		int128		isum;		/* ACC_SUM_INT */
+		INT128		isum;		/* ACC_SUM_INT */
 		Datum		value;		/* everything else */
 	}			v;
 	bool		isnull;
@@ -109,6 +124,7 @@ extern bool hashset_contains(HashSet *s, uint64 h);
 
 /* merge_acc.c */
 extern void acc_add(FastColumn *col, Acc *acc, Datum value, bool isnull);
+extern void acc_free(FastColumn *col, Acc *acc);
 extern void acc_merge(FastColumn *col, Acc *dst, Acc *src);
 extern Datum acc_result(FastColumn *col, Acc *acc);
 

@@ -19,10 +19,32 @@
 
 #include "fast_merge.h"
 
+/* an integer measure's value, widened */
+static inline int64
+int_value(FastColumn *col, Datum value)
+{
+	return col->typid == INT2OID ? DatumGetInt16(value) :
+		col->typid == INT4OID ? DatumGetInt32(value) : DatumGetInt64(value);
+}
+
+/*
+ * replace_value
+ *		Make new the accumulator's value, freeing the old one if it was not
+ *		passed by value.
+ */
+static inline void
+replace_value(FastColumn *col, Acc *acc, Datum new)
+{
+	if (!col->typbyval && DatumGetPointer(acc->v.value) != DatumGetPointer(new))
+		pfree(DatumGetPointer(acc->v.value));
+	acc->v.value = new;
+}
+
 /*
  * acc_add
  *		Merge one value into an accumulator, with the aggregate's semantics:
- *		NULLs are ignored, the first non-NULL value starts the state.
+ *		NULLs are ignored, the first non-NULL value starts the state.  New
+ *		values are allocated in the current memory context.
  */
 void
 acc_add(FastColumn *col, Acc *acc, Datum value, bool isnull)
@@ -35,9 +57,7 @@ acc_add(FastColumn *col, Acc *acc, Datum value, bool isnull)
 		switch (col->acc)
 		{
 			case ACC_SUM_INT:
-				acc->v.isum = col->typid == INT2OID ? DatumGetInt16(value) :
-					col->typid == INT4OID ? DatumGetInt32(value) :
-					DatumGetInt64(value);
+				acc->v.isum = int64_to_int128(int_value(col, value));
 				break;
 			default:
 				acc->v.value = datumCopy(value, col->typbyval, col->typlen);
@@ -49,18 +69,18 @@ acc_add(FastColumn *col, Acc *acc, Datum value, bool isnull)
 		case ACC_KEY:
 			break;
 		case ACC_SUM_INT:
-			acc->v.isum += col->typid == INT2OID ? DatumGetInt16(value) :
-				col->typid == INT4OID ? DatumGetInt32(value) :
-				DatumGetInt64(value);
+			int128_add_int64(&acc->v.isum, int_value(col, value));
 			break;
 		case ACC_SUM_FLOAT4:
 			acc->v.value = DirectFunctionCall2(float4pl, acc->v.value, value);
 			break;
 		case ACC_SUM_FLOAT8:
-			acc->v.value = DirectFunctionCall2(float8pl, acc->v.value, value);
+			replace_value(col, acc,
+						  DirectFunctionCall2(float8pl, acc->v.value, value));
 			break;
 		case ACC_SUM_NUMERIC:
-			acc->v.value = DirectFunctionCall2(numeric_add, acc->v.value, value);
+			replace_value(col, acc,
+						  DirectFunctionCall2(numeric_add, acc->v.value, value));
 			break;
 		case ACC_MIN:
 		case ACC_MAX:
@@ -69,15 +89,31 @@ acc_add(FastColumn *col, Acc *acc, Datum value, bool isnull)
 																value, acc->v.value));
 
 				if ((col->acc == ACC_MIN && c < 0) || (col->acc == ACC_MAX && c > 0))
-					acc->v.value = datumCopy(value, col->typbyval, col->typlen);
+					replace_value(col, acc,
+								  datumCopy(value, col->typbyval, col->typlen));
 				break;
 			}
 	}
 }
 
 /*
+ * acc_free
+ *		Free an accumulator's value (a measure's, not passed by value).
+ */
+void
+acc_free(FastColumn *col, Acc *acc)
+{
+	if (col->acc != ACC_KEY && col->acc != ACC_SUM_INT && !acc->isnull &&
+		!col->typbyval)
+		pfree(DatumGetPointer(acc->v.value));
+	acc->isnull = true;
+}
+
+/*
  * acc_merge
- *		Merge accumulator src into dst (a group of the other layer).
+ *		Merge accumulator src into dst (a group of the other layer, or an
+ *		earlier part of the same group); dst's old value is freed when
+ *		replaced, src's is left alone.
  */
 void
 acc_merge(FastColumn *col, Acc *dst, Acc *src)
@@ -89,11 +125,27 @@ acc_merge(FastColumn *col, Acc *dst, Acc *src)
 		if (dst->isnull)
 			dst->v.isum = src->v.isum;
 		else
+		{
+#if USE_NATIVE_INT128
 			dst->v.isum += src->v.isum;
+#else
+			/* the halves of the two's complement value: low with carry */
+			int128_add_uint64(&dst->v.isum, src->v.isum.lo);
+			dst->v.isum.hi += src->v.isum.hi;
+#endif
+		}
 		dst->isnull = false;
 		return;
 	}
 	acc_add(col, dst, src->v.value, false);
+}
+
+/* whether an integer sum is outside [min, max] */
+static inline bool
+isum_outside(INT128 v, int64 min, int64 max)
+{
+	return int128_compare(v, int64_to_int128(min)) < 0 ||
+		int128_compare(v, int64_to_int128(max)) > 0;
 }
 
 /*
@@ -110,25 +162,25 @@ acc_result(FastColumn *col, Acc *acc)
 		case ACC_SUM_INT:
 			if (col->typid == INT2OID)
 			{
-				if (acc->v.isum < PG_INT16_MIN || acc->v.isum > PG_INT16_MAX)
+				if (isum_outside(acc->v.isum, PG_INT16_MIN, PG_INT16_MAX))
 					ereport(ERROR,
 							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 							 errmsg("smallint out of range")));
-				return Int16GetDatum((int16) acc->v.isum);
+				return Int16GetDatum((int16) int128_to_int64(acc->v.isum));
 			}
 			if (col->typid == INT4OID)
 			{
-				if (acc->v.isum < PG_INT32_MIN || acc->v.isum > PG_INT32_MAX)
+				if (isum_outside(acc->v.isum, PG_INT32_MIN, PG_INT32_MAX))
 					ereport(ERROR,
 							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 							 errmsg("integer out of range")));
-				return Int32GetDatum((int32) acc->v.isum);
+				return Int32GetDatum((int32) int128_to_int64(acc->v.isum));
 			}
-			if (acc->v.isum < PG_INT64_MIN || acc->v.isum > PG_INT64_MAX)
+			if (isum_outside(acc->v.isum, PG_INT64_MIN, PG_INT64_MAX))
 				ereport(ERROR,
 						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 						 errmsg("bigint out of range")));
-			return Int64GetDatum((int64) acc->v.isum);
+			return Int64GetDatum(int128_to_int64(acc->v.isum));
 		case ACC_SUM_NUMERIC:
 			if (col->typmod >= 0)
 				return DirectFunctionCall2(numeric, acc->v.value,
