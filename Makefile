@@ -9,6 +9,7 @@
 MODULE_big = serving_layer
 OBJS = \
 	$(WIN32RES) \
+	src/apply.o \
 	src/assign_typmod.o \
 	src/batch_scan.o \
 	src/build.o \
@@ -24,6 +25,7 @@ OBJS = \
 	src/merge_plan.o \
 	src/merge_sql.o \
 	src/pick_agg.o \
+	src/publication.o \
 	src/query_rows.o \
 	src/refresh.o \
 	src/retire.o \

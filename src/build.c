@@ -76,15 +76,16 @@ sql_fill_row(TupleTableSlot *slot, void *arg)
 }
 
 /*
- * fill_new_heap
- *		Compute the new contents into the new heap: in C for the common
- *		merges (fast_merge.c), else with one GROUP BY query (merge_sql.c).
+ * build_merge_rows
+ *		Compute the new contents into writer: in C for the common merges
+ *		(fast_merge.c), else with one GROUP BY query (merge_sql.c).  Both
+ *		modes use it: 'swap' writes the rows into a new heap, 'apply' hands
+ *		them to its comparison (apply.c).
  */
-static void
-fill_new_heap(const MergePlan *plan, Relation oldrel, Relation newrel,
-			  BuildResult *result)
+void
+build_merge_rows(const MergePlan *plan, HeapWriter *writer,
+				 BuildResult *result)
 {
-	HeapWriter *writer = writer_begin(oldrel, newrel);
 	bool		fast = fast_merge_possible(plan);
 
 	result->merged_by = "in C";
@@ -206,33 +207,20 @@ analyze_new_heap(Relation newrel)
 }
 
 /*
- * build_new_contents
- *		Create, fill and index the new heap of a serving table.
- *
- * The caller holds SHARE UPDATE EXCLUSIVE on the serving table.  The work
- * runs as the serving table's owner in a security-restricted operation with
- * search_path pinned to pg_catalog, as REFRESH MATERIALIZED VIEW runs its
- * query: a superuser refreshing another role's table runs none of that
- * role's code with superuser rights.
+ * build_enter_owner
+ *		Run what follows as the serving table's owner, security-restricted,
+ *		with search_path pinned to pg_catalog and the merge's settings, as
+ *		REFRESH MATERIALIZED VIEW runs its query: a superuser refreshing
+ *		another role's table runs none of that role's code with superuser
+ *		rights.  build_leave_owner() restores the caller's context.
  */
-BuildResult *
-build_new_contents(const MergePlan *plan, Oid target_relid,
-				   const char *display)
+void
+build_enter_owner(Relation oldrel, OwnerContext *ctx)
 {
-	BuildResult *result = palloc0(sizeof(BuildResult));
-	Relation	oldrel = table_open(target_relid, NoLock);
-	Relation	newrel;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-	instr_time	start;
-
-	result->target_relid = target_relid;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	GetUserIdAndSecContext(&ctx->save_userid, &ctx->save_sec_context);
 	SetUserIdAndSecContext(oldrel->rd_rel->relowner,
-						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
+						   ctx->save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	ctx->save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
@@ -256,6 +244,42 @@ build_new_contents(const MergePlan *plan, Oid target_relid,
 	(void) set_config_option("hash_mem_multiplier", "2",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
+}
+
+/*
+ * build_leave_owner
+ *		Undo build_enter_owner().
+ */
+void
+build_leave_owner(OwnerContext *ctx)
+{
+	AtEOXact_GUC(false, ctx->save_nestlevel);
+	SetUserIdAndSecContext(ctx->save_userid, ctx->save_sec_context);
+}
+
+/*
+ * build_new_contents
+ *		Create, fill and index the new heap of a serving table.
+ *
+ * The caller holds SHARE UPDATE EXCLUSIVE on the serving table.  The work
+ * runs as the serving table's owner in a security-restricted operation with
+ * search_path pinned to pg_catalog, as REFRESH MATERIALIZED VIEW runs its
+ * query: a superuser refreshing another role's table runs none of that
+ * role's code with superuser rights.
+ */
+BuildResult *
+build_new_contents(const MergePlan *plan, Oid target_relid,
+				   const char *display)
+{
+	BuildResult *result = palloc0(sizeof(BuildResult));
+	Relation	oldrel = table_open(target_relid, NoLock);
+	Relation	newrel;
+	OwnerContext ctx;
+	instr_time	start;
+
+	result->target_relid = target_relid;
+
+	build_enter_owner(oldrel, &ctx);
 
 	INSTR_TIME_SET_CURRENT(start);
 	result->new_relid = make_new_heap(target_relid,
@@ -265,7 +289,7 @@ build_new_contents(const MergePlan *plan, Oid target_relid,
 									  NoLock);
 	newrel = table_open(result->new_relid, NoLock);
 
-	fill_new_heap(plan, oldrel, newrel, result);
+	build_merge_rows(plan, writer_begin(oldrel, newrel), result);
 	if (sl_verbose)
 		ereport(INFO,
 				(errmsg("refresh of %s: build: rows read %lld batch + %lld speed, rows written %lld, merged %s, %.1f ms",
@@ -292,7 +316,6 @@ build_new_contents(const MergePlan *plan, Oid target_relid,
 	table_close(newrel, NoLock);
 	table_close(oldrel, NoLock);
 
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	build_leave_owner(&ctx);
 	return result;
 }

@@ -11,7 +11,9 @@
 
 #include "nodes/pg_list.h"
 
+#include "heap_writer.h"
 #include "merge_types.h"
+#include "utils/relcache.h"
 
 /* What the build made, and the counts it produced. */
 typedef struct BuildResult
@@ -24,9 +26,24 @@ typedef struct BuildResult
 	int64		speed_rows;
 	int64		output_rows;
 	bool		retired;		/* old storage left for retire.c to drop */
+	bool		applied;		/* mode 'apply': changed in place, no swap */
+	int64		changed_rows;	/* mode 'apply': rows inserted, updated or
+								 * deleted */
 	const char *merged_by;		/* how the rows were merged, for verbose */
 } BuildResult;
 
+/* the caller's identity and settings, while the build runs as the owner */
+typedef struct OwnerContext
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} OwnerContext;
+
+extern void build_enter_owner(Relation oldrel, OwnerContext *ctx);
+extern void build_leave_owner(OwnerContext *ctx);
+extern void build_merge_rows(const MergePlan *plan, HeapWriter *writer,
+							 BuildResult *result);
 extern BuildResult *build_new_contents(const MergePlan *plan,
 									   Oid target_relid,
 									   const char *display);

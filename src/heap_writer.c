@@ -13,6 +13,10 @@
  * be (the new heap has the same tuple descriptor, but the constraints
  * belong to the serving table).
  *
+ * A writer can also hand its rows to a callback instead (writer_begin_sink),
+ * as slots of the serving table's own type: mode 'apply' (apply.c) compares
+ * the merge's rows with the serving table's instead of storing them.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -48,6 +52,8 @@ struct HeapWriter
 	ResultRelInfo *constraints;
 	TupleDesc	copy_desc;		/* rows of this descriptor are stored alike */
 	TupleDesc	nocopy_desc;	/* rows of this one are not */
+	WriterSinkFn sink;			/* rows go to sink(slot, sink_arg) instead */
+	void	   *sink_arg;
 };
 
 /*
@@ -80,6 +86,32 @@ writer_begin(Relation oldrel, Relation newrel)
 		w->constraints = makeNode(ResultRelInfo);
 		InitResultRelInfo(w->constraints, oldrel, 0, NULL, 0);
 	}
+	return w;
+}
+
+/*
+ * writer_begin_sink
+ *		Prepare to hand rows, as slots of rel's type (dropped columns NULL),
+ *		to fn(slot, arg) one at a time; the slot is reused for the next row.
+ *		Constraints are left to whoever stores the row.
+ */
+HeapWriter *
+writer_begin_sink(Relation rel, WriterSinkFn fn, void *arg)
+{
+	HeapWriter *w = palloc0(sizeof(HeapWriter));
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			live = 0;
+
+	w->rel = rel;
+	w->attmap = palloc0(sizeof(AttrNumber) * desc->natts);
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			w->attmap[i] = ++live;
+	w->sink = fn;
+	w->sink_arg = arg;
+	w->cxt = AllocSetContextCreate(CurrentMemoryContext,
+								   "serving_layer row sink",
+								   ALLOCSET_DEFAULT_SIZES);
 	return w;
 }
 
@@ -125,6 +157,13 @@ next_slot(HeapWriter *w)
 static void
 buffer_row(HeapWriter *w, TupleTableSlot *dst)
 {
+	if (w->sink != NULL)
+	{
+		w->rows++;
+		w->sink(dst, w->sink_arg);
+		ExecClearTuple(dst);
+		return;
+	}
 	if (w->constraints != NULL)
 	{
 		ExecConstraints(w->constraints, dst, w->estate);
@@ -211,7 +250,7 @@ writer_put_slot(HeapWriter *w, TupleTableSlot *src)
 		else
 			w->nocopy_desc = desc;
 	}
-	if (desc != w->copy_desc ||
+	if (w->sink != NULL || desc != w->copy_desc ||
 		!(TTS_IS_HEAPTUPLE(src) || TTS_IS_BUFFERTUPLE(src)) ||
 		HeapTupleHeaderGetNatts(((HeapTupleTableSlot *) src)->tuple->t_data) !=
 		desc->natts)
@@ -235,6 +274,14 @@ writer_end(HeapWriter *w)
 {
 	int64		rows = w->rows;
 
+	if (w->sink != NULL)
+	{
+		for (int i = 0; i < w->nslots; i++)
+			ExecDropSingleTupleTableSlot(w->slots[i]);
+		MemoryContextDelete(w->cxt);
+		pfree(w);
+		return rows;
+	}
 	writer_flush(w);
 	for (int i = 0; i < w->nslots; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);

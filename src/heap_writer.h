@@ -14,7 +14,11 @@
 
 typedef struct HeapWriter HeapWriter;
 
+typedef void (*WriterSinkFn) (TupleTableSlot *slot, void *arg);
+
 extern HeapWriter *writer_begin(Relation oldrel, Relation newrel);
+extern HeapWriter *writer_begin_sink(Relation rel, WriterSinkFn fn,
+									 void *arg);
 extern void writer_put(HeapWriter *w, Datum *values, bool *nulls);
 extern void writer_put_slot(HeapWriter *w, TupleTableSlot *src);
 extern int64 writer_end(HeapWriter *w);

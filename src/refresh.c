@@ -34,6 +34,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "apply.h"
 #include "build.h"
 #include "catalog.h"
 #include "definition.h"
@@ -220,6 +221,9 @@ refresh_build(RefreshRun *run, Definition *def)
 
 	plan = merge_plan_build(def);
 	check_layer_privileges(plan);
+	publication_refuse_swap(target_relid(def->target),
+							target_namespace(def->target),
+							def->target->name);
 	relid = lock_or_create_target(plan, def);
 	if (relid == plan->batch || relid == plan->speed)
 		ereport(ERROR,
@@ -244,8 +248,9 @@ refresh_swap(RefreshRun *run, RefreshJob *job)
 
 	run->current = job;
 	INSTR_TIME_SET_CURRENT(start);
-	swap_storage(result);
-	if (sl_verbose)
+	if (!result->applied)
+		swap_storage(result);
+	if (sl_verbose && !result->applied)
 		ereport(INFO,
 				(errmsg("refresh of %s: swap: relations swapped %d, %.1f ms",
 						job->def->target->display,
@@ -280,7 +285,7 @@ lock_for_swap(RefreshRun *run)
 	{
 		RefreshJob *job = lfirst(lc);
 
-		if (job->result == NULL)
+		if (job->result == NULL || job->result->applied)
 			continue;
 		relids = lappend_oid(relids, job->result->target_relid);
 		names = lappend(names, job->def->target->name);

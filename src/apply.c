@@ -1,0 +1,614 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.c
+ *	  Refresh mode 'apply': compute the new contents with the same merge as
+ *	  a swap, compare them with the serving table's rows, and apply only the
+ *	  differences in place, as ordinary row changes.
+ *
+ * A swap exchanges storage under an ACCESS EXCLUSIVE lock; that lock is
+ * WAL-logged and replayed on hot standbys, where it waits for long queries
+ * and stalls every reader behind it, and the swap emits no row changes, so
+ * logical replication subscribers and row triggers never see it.  Here the
+ * serving table keeps the SHARE UPDATE EXCLUSIVE lock the build takes (no
+ * reader or writer waits, nothing is replayed on standbys), and every
+ * difference goes through the executor's row routines, those of the
+ * logical replication apply worker (ExecSimpleRelationInsert/Update/
+ * Delete): indexes are maintained, constraints checked, row triggers fire,
+ * and the changes are WAL-logged and decoded as any DML's.  Readers see the
+ * old or the new contents, never a mix: the changes become visible together
+ * at commit.
+ *
+ * The comparison, in three steps:
+ *	  1. the serving table is scanned once; for each row a hash of its key
+ *		 (the key types' hash functions, as GROUP BY groups) and a hash of
+ *		 its stored image (as datum_image_eq compares) are kept with its
+ *		 TID, 24 bytes a row;
+ *	  2. the merge (build.c: in C or by GROUP BY, the rows a swap would
+ *		 write) hands each new row here instead of to a new heap; a row
+ *		 whose key hash and image hash match a serving row's is unchanged;
+ *		 a row whose key equals a serving row's (checked on the stored row)
+ *		 but whose image differs is one UPDATE of that row; any other is an
+ *		 INSERT;
+ *	  3. the serving rows no new row matched are DELETEd (keys gone from
+ *		 both layers, or duplicates made by users' DML).
+ * Two different rows taken for equal need their 64-bit key hashes and
+ * their 64-bit image hashes to collide at once.  What is written follows
+ * what changed; what is read is the layers and the serving table once.
+ *
+ * A serving row that another transaction has locked, updated or deleted is
+ * locked first, following its update chain (as the executor does in READ
+ * COMMITTED), and the latest version is compared and changed: a refresh
+ * waits for concurrent DML on the rows it changes, and its result wins.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/typcache.h"
+
+#include "apply.h"
+#include "build.h"
+#include "compat_executor.h"
+#include "heap_writer.h"
+#include "settings.h"
+#include "util.h"
+
+/* seeds of the two hashes, so that they are independent */
+#define KEY_SEED	UINT64CONST(0x5e5a1a7e4b3d2c19)
+#define IMAGE_SEED	UINT64CONST(0x2f6c8e91d3b5a047)
+
+/* One serving row, as step 1 saw it. */
+typedef struct ServingRow
+{
+	uint64		keyhash;
+	uint64		imagehash;
+	ItemPointerData tid;
+	bool		matched;		/* a new row matched it (step 2) */
+} ServingRow;
+
+typedef struct ApplyState
+{
+	Relation	rel;
+	int			natts;			/* of the serving table, dropped included */
+	int			nkeys;
+	AttrNumber *keyatt;			/* key columns, 0-based attribute numbers */
+	FmgrInfo   *keyhash;
+	FmgrInfo   *keyeq;
+	Oid		   *keycoll;
+
+	/* step 1: the serving rows, and an open-addressing index on keyhash */
+	ServingRow *rows;
+	uint64		nrows;
+	uint64		maxrows;
+	uint32	   *slots;			/* row number + 1, 0 empty */
+	uint64		mask;
+
+	/* applying the changes */
+	Snapshot	snapshot;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	EPQState	epqstate;
+	TupleTableSlot *oldslot;	/* a serving row fetched by TID */
+	TupleTableSlot *lockslot;	/* its latest version, locked */
+	MemoryContext rowcxt;
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+} ApplyState;
+
+/*
+ * apply_check_keys
+ *		Mode 'apply' finds the serving row of a key by its hash: every key
+ *		type needs a hash function (as GROUP BY by hashing does).
+ */
+void
+apply_check_keys(const MergePlan *plan, const char *display)
+{
+	for (int i = 0; i < plan->ncolumns; i++)
+	{
+		const PlanColumn *col = &plan->columns[i];
+		TypeCacheEntry *tce;
+
+		if (col->kind != MERGE_KEY)
+			continue;
+		tce = lookup_type_cache(col->typid, TYPECACHE_HASH_EXTENDED_PROC |
+								TYPECACHE_EQ_OPR);
+		if (!OidIsValid(tce->hash_extended_proc) || !OidIsValid(tce->eq_opr))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("key column \"%s\" of serving table \"%s\" has a type without hash support",
+							col->name, display),
+					 errdetail("Mode 'apply' matches rows by a hash of their key."),
+					 errhint("Use mode 'swap' for this table.")));
+	}
+}
+
+/*
+ * key_hash
+ *		Hash of the key columns of a row given as the serving table's
+ *		attributes.  NULL is a value like any other.
+ */
+static uint64
+key_hash(ApplyState *st, Datum *values, bool *nulls)
+{
+	uint64		h = KEY_SEED;
+
+	for (int k = 0; k < st->nkeys; k++)
+	{
+		AttrNumber	a = st->keyatt[k];
+		uint64		v;
+
+		if (nulls[a])
+			v = UINT64CONST(0x9e3779b97f4a7c15);
+		else
+			v = DatumGetUInt64(FunctionCall2Coll(&st->keyhash[k],
+												 st->keycoll[k], values[a],
+												 UInt64GetDatum(KEY_SEED)));
+		h = hash_combine64(h, v);
+	}
+	return h;
+}
+
+/*
+ * image_hash
+ *		Hash of a row's stored image, column by column as datum_image_eq()
+ *		compares: by value for pass-by-value types, else the bytes, varlena
+ *		values detoasted and without their header.
+ */
+static uint64
+image_hash(ApplyState *st, Datum *values, bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(st->rel);
+	uint64		h = IMAGE_SEED;
+
+	for (int i = 0; i < st->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		uint64		v;
+
+		if (att->attisdropped)
+			continue;
+		if (nulls[i])
+			v = UINT64CONST(0x7f4a7c159e3779b9);
+		else if (att->attbyval)
+		{
+			Datum		d = values[i];
+
+			v = hash_bytes_extended((const unsigned char *) &d, sizeof(Datum),
+									IMAGE_SEED);
+		}
+		else if (att->attlen == -1)
+		{
+			struct varlena *p = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[i]));
+
+			v = hash_bytes_extended((const unsigned char *) VARDATA_ANY(p),
+									VARSIZE_ANY_EXHDR(p), IMAGE_SEED);
+			if ((Pointer) p != DatumGetPointer(values[i]))
+				pfree(p);
+		}
+		else if (att->attlen > 0)
+			v = hash_bytes_extended((const unsigned char *) DatumGetPointer(values[i]),
+									att->attlen, IMAGE_SEED);
+		else
+			v = hash_bytes_extended((const unsigned char *) DatumGetCString(values[i]),
+									strlen(DatumGetCString(values[i])), IMAGE_SEED);
+		h = hash_combine64(h, v);
+	}
+	return h;
+}
+
+/*
+ * same_image
+ *		Whether two rows of the serving table's type are stored alike.
+ */
+static bool
+same_image(ApplyState *st, TupleTableSlot *a, TupleTableSlot *b)
+{
+	TupleDesc	desc = RelationGetDescr(st->rel);
+
+	slot_getallattrs(a);
+	slot_getallattrs(b);
+	for (int i = 0; i < st->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (a->tts_isnull[i] != b->tts_isnull[i])
+			return false;
+		if (!a->tts_isnull[i] &&
+			!datum_image_eq(a->tts_values[i], b->tts_values[i],
+							att->attbyval, att->attlen))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * same_key
+ *		Whether two rows have equal keys, by the key types' equality (NULL
+ *		equal to NULL, as GROUP BY groups).
+ */
+static bool
+same_key(ApplyState *st, TupleTableSlot *a, TupleTableSlot *b)
+{
+	slot_getallattrs(a);
+	slot_getallattrs(b);
+	for (int k = 0; k < st->nkeys; k++)
+	{
+		AttrNumber	i = st->keyatt[k];
+
+		if (a->tts_isnull[i] || b->tts_isnull[i])
+		{
+			if (a->tts_isnull[i] != b->tts_isnull[i])
+				return false;
+			continue;
+		}
+		if (!DatumGetBool(FunctionCall2Coll(&st->keyeq[k], st->keycoll[k],
+											a->tts_values[i],
+											b->tts_values[i])))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * scan_serving
+ *		Step 1: remember every serving row's hashes and TID, then index them
+ *		by key hash.
+ */
+static void
+scan_serving(ApplyState *st)
+{
+	TableScanDesc scan = table_beginscan(st->rel, st->snapshot, 0, NULL);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(st->rel),
+													&TTSOpsHeapTuple);
+	HeapTuple	tuple;
+	uint64		nslots = 1024;
+
+	st->maxrows = 1024;
+	st->rows = palloc_extended(sizeof(ServingRow) * st->maxrows, MCXT_ALLOC_HUGE);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		ServingRow *r;
+		MemoryContext oldcxt;
+
+		CHECK_FOR_INTERRUPTS();
+		if (st->nrows == st->maxrows)
+		{
+			st->maxrows *= 2;
+			st->rows = repalloc_huge(st->rows, sizeof(ServingRow) * st->maxrows);
+		}
+		ExecStoreHeapTuple(tuple, slot, false);
+		slot_getallattrs(slot);
+		oldcxt = MemoryContextSwitchTo(st->rowcxt);
+		r = &st->rows[st->nrows++];
+		r->keyhash = key_hash(st, slot->tts_values, slot->tts_isnull);
+		r->imagehash = image_hash(st, slot->tts_values, slot->tts_isnull);
+		r->tid = tuple->t_self;
+		r->matched = false;
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(st->rowcxt);
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+
+	if (st->nrows >= (uint64) PG_UINT32_MAX / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("serving table \"%s\" has too many rows for mode 'apply'",
+						RelationGetRelationName(st->rel))));
+	while (nslots < st->nrows * 2)
+		nslots *= 2;
+	st->mask = nslots - 1;
+	st->slots = palloc_extended(sizeof(uint32) * nslots,
+								MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (uint64 n = 0; n < st->nrows; n++)
+	{
+		uint64		i = st->rows[n].keyhash & st->mask;
+
+		while (st->slots[i] != 0)
+			i = (i + 1) & st->mask;
+		st->slots[i] = (uint32) (n + 1);
+	}
+}
+
+/*
+ * lock_latest
+ *		Lock the latest version of the serving row at tid, waiting for the
+ *		transactions that hold it, into st->lockslot.  False when the row has
+ *		been deleted meanwhile.
+ */
+static bool
+lock_latest(ApplyState *st, ItemPointer tid)
+{
+	TM_FailureData tmfd;
+	TM_Result	res;
+	ItemPointerData latest = *tid;
+
+	res = table_tuple_lock(st->rel, &latest, GetLatestSnapshot(),
+						   st->lockslot, GetCurrentCommandId(false),
+						   LockTupleExclusive, LockWaitBlock,
+						   TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+	switch (res)
+	{
+		case TM_Ok:
+			return true;
+		case TM_Deleted:
+			return false;
+		default:
+			elog(ERROR, "unexpected result %d locking a row of serving table \"%s\"",
+				 (int) res, RelationGetRelationName(st->rel));
+	}
+	return false;				/* keep the compiler quiet */
+}
+
+/*
+ * touched_by_others
+ *		Whether the stored row in slot (fetched by TID) carries an xmax:
+ *		another transaction locked, updated or deleted it after our snapshot
+ *		was taken, or is doing so.
+ */
+static bool
+touched_by_others(TupleTableSlot *slot)
+{
+	HeapTuple	tuple = ((BufferHeapTupleTableSlot *) slot)->base.tuple;
+
+	return !(tuple->t_data->t_infomask & HEAP_XMAX_INVALID) &&
+		TransactionIdIsValid(HeapTupleHeaderGetRawXmax(tuple->t_data));
+}
+
+/*
+ * apply_insert
+ *		INSERT a new row through the executor.
+ */
+static void
+apply_insert(ApplyState *st, TupleTableSlot *slot)
+{
+	ExecSimpleRelationInsert(st->rri, st->estate, slot);
+	st->inserted++;
+}
+
+/*
+ * apply_update
+ *		Make the serving row in st->oldslot (fetched by TID) the new row: one
+ *		UPDATE, unless its latest version is already that row.
+ */
+static void
+apply_update(ApplyState *st, TupleTableSlot *newslot)
+{
+	TupleTableSlot *target = st->oldslot;
+
+	if (touched_by_others(st->oldslot))
+	{
+		if (!lock_latest(st, &st->oldslot->tts_tid))
+		{
+			apply_insert(st, newslot);
+			return;
+		}
+		target = st->lockslot;
+		if (same_image(st, target, newslot))
+			return;
+	}
+	ExecSimpleRelationUpdate(st->rri, st->estate, &st->epqstate, target,
+							 newslot);
+	st->updated++;
+}
+
+/*
+ * apply_row
+ *		Step 2, for one new row of the merge (a slot of the serving table's
+ *		type): unchanged, one UPDATE, or one INSERT.
+ */
+static void
+apply_row(TupleTableSlot *slot, void *arg)
+{
+	ApplyState *st = arg;
+	MemoryContext oldcxt = MemoryContextSwitchTo(st->rowcxt);
+	uint64		kh;
+	uint64		ih;
+	uint64		i;
+
+	slot_getallattrs(slot);
+	kh = key_hash(st, slot->tts_values, slot->tts_isnull);
+	ih = image_hash(st, slot->tts_values, slot->tts_isnull);
+	for (i = kh & st->mask; st->slots[i] != 0; i = (i + 1) & st->mask)
+	{
+		ServingRow *r = &st->rows[st->slots[i] - 1];
+
+		if (r->keyhash != kh || r->matched)
+			continue;
+		if (r->imagehash == ih)
+		{
+			r->matched = true;
+			break;
+		}
+		if (!table_tuple_fetch_row_version(st->rel, &r->tid, st->snapshot,
+										   st->oldslot))
+			elog(ERROR, "could not fetch a row of serving table \"%s\"",
+				 RelationGetRelationName(st->rel));
+		if (!same_key(st, st->oldslot, slot))
+			continue;
+		r->matched = true;
+		apply_update(st, slot);
+		break;
+	}
+	if (st->slots[i] == 0)
+		apply_insert(st, slot);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(st->rowcxt);
+	ResetPerTupleExprContext(st->estate);
+}
+
+/*
+ * delete_unmatched
+ *		Step 3: DELETE the serving rows no new row matched.
+ */
+static void
+delete_unmatched(ApplyState *st)
+{
+	for (uint64 n = 0; n < st->nrows; n++)
+	{
+		ServingRow *r = &st->rows[n];
+		TupleTableSlot *target = st->oldslot;
+
+		if (r->matched)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		if (!table_tuple_fetch_row_version(st->rel, &r->tid, st->snapshot,
+										   st->oldslot))
+			elog(ERROR, "could not fetch a row of serving table \"%s\"",
+				 RelationGetRelationName(st->rel));
+		if (touched_by_others(st->oldslot))
+		{
+			if (!lock_latest(st, &r->tid))
+				continue;		/* deleted by someone else already */
+			target = st->lockslot;
+		}
+		ExecSimpleRelationDelete(st->rri, st->estate, &st->epqstate, target);
+		st->deleted++;
+		ResetPerTupleExprContext(st->estate);
+	}
+}
+
+/*
+ * begin_changes
+ *		An executor state for the serving table, as the logical replication
+ *		apply worker makes one: a range table of the one relation, its
+ *		result relation with its indexes open, AFTER triggers collected.
+ */
+static void
+begin_changes(ApplyState *st)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	st->estate = CreateExecutorState();
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(st->rel);
+	rte->relkind = st->rel->rd_rel->relkind;
+	rte->rellockmode = ShareUpdateExclusiveLock;
+	exec_init_one_relation(st->estate, rte);
+	st->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(st->rri, st->rel, 1, NULL, 0);
+	st->estate->es_output_cid = GetCurrentCommandId(true);
+	st->estate->es_snapshot = st->snapshot;
+	ExecOpenIndices(st->rri, false);
+	EvalPlanQualInit(&st->epqstate, st->estate, NULL, NIL, -1, NIL);
+	st->oldslot = table_slot_create(st->rel, &st->estate->es_tupleTable);
+	st->lockslot = table_slot_create(st->rel, &st->estate->es_tupleTable);
+	AfterTriggerBeginQuery();
+}
+
+/*
+ * end_changes
+ *		Fire the AFTER row triggers and release the executor state.
+ */
+static void
+end_changes(ApplyState *st)
+{
+	AfterTriggerEndQuery(st->estate);
+	EvalPlanQualEnd(&st->epqstate);
+	ExecCloseIndices(st->rri);
+	ExecResetTupleTable(st->estate->es_tupleTable, false);
+	FreeExecutorState(st->estate);
+}
+
+/*
+ * apply_new_contents
+ *		Refresh the serving table in place: the merge's rows compared with
+ *		its rows, the differences applied.  The caller holds SHARE UPDATE
+ *		EXCLUSIVE on it, and nothing stronger is taken.
+ */
+BuildResult *
+apply_new_contents(const MergePlan *plan, Oid target_relid,
+				   const char *display)
+{
+	BuildResult *result = palloc0(sizeof(BuildResult));
+	ApplyState *st = palloc0(sizeof(ApplyState));
+	TupleDesc	desc;
+	OwnerContext ctx;
+	instr_time	start;
+	int			live = 0;
+
+	result->target_relid = target_relid;
+	result->applied = true;
+	st->rel = table_open(target_relid, NoLock);
+	desc = RelationGetDescr(st->rel);
+	st->natts = desc->natts;
+	st->keyatt = palloc(sizeof(AttrNumber) * plan->ncolumns);
+	st->keyhash = palloc(sizeof(FmgrInfo) * plan->ncolumns);
+	st->keyeq = palloc(sizeof(FmgrInfo) * plan->ncolumns);
+	st->keycoll = palloc(sizeof(Oid) * plan->ncolumns);
+	for (int a = 0; a < desc->natts; a++)
+	{
+		const PlanColumn *col;
+		TypeCacheEntry *tce;
+
+		if (TupleDescAttr(desc, a)->attisdropped)
+			continue;
+		col = &plan->columns[live++];
+		if (col->kind != MERGE_KEY)
+			continue;
+		tce = lookup_type_cache(col->typid,
+								TYPECACHE_HASH_EXTENDED_PROC_FINFO |
+								TYPECACHE_EQ_OPR_FINFO);
+		st->keyatt[st->nkeys] = a;
+		fmgr_info(tce->hash_extended_proc_finfo.fn_oid, &st->keyhash[st->nkeys]);
+		fmgr_info(tce->eq_opr_finfo.fn_oid, &st->keyeq[st->nkeys]);
+		st->keycoll[st->nkeys] = TupleDescAttr(desc, a)->attcollation;
+		st->nkeys++;
+	}
+	st->rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+									   "serving_layer apply row",
+									   ALLOCSET_DEFAULT_SIZES);
+
+	build_enter_owner(st->rel, &ctx);
+	st->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+
+	INSTR_TIME_SET_CURRENT(start);
+	scan_serving(st);
+	if (sl_verbose)
+		ereport(INFO,
+				(errmsg("refresh of %s: scan: serving rows %lld, %.1f ms",
+						display, (long long) st->nrows, sl_elapsed_ms(start))));
+
+	INSTR_TIME_SET_CURRENT(start);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	begin_changes(st);
+	build_merge_rows(plan, writer_begin_sink(st->rel, apply_row, st), result);
+	delete_unmatched(st);
+	end_changes(st);
+	PopActiveSnapshot();
+	result->changed_rows = st->inserted + st->updated + st->deleted;
+	if (sl_verbose)
+		ereport(INFO,
+				(errmsg("refresh of %s: apply: rows read %lld batch + %lld speed, rows merged %lld %s, inserted %lld, updated %lld, deleted %lld, %.1f ms",
+						display, (long long) result->batch_rows,
+						(long long) result->speed_rows,
+						(long long) result->output_rows, result->merged_by,
+						(long long) st->inserted, (long long) st->updated,
+						(long long) st->deleted, sl_elapsed_ms(start))));
+
+	UnregisterSnapshot(st->snapshot);
+	build_leave_owner(&ctx);
+	table_close(st->rel, NoLock);
+	MemoryContextDelete(st->rowcxt);
+	pfree(st->rows);
+	pfree(st->slots);
+	return result;
+}

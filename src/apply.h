@@ -1,0 +1,27 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.h
+ *	  Refresh mode 'apply': the merge's rows compared with the serving
+ *	  table's and only the differences applied, as row changes, in place
+ *	  (apply.c); and the check that refuses a 'swap' of a published table
+ *	  (publication.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SERVING_LAYER_APPLY_H
+#define SERVING_LAYER_APPLY_H
+
+#include "build.h"
+#include "merge_types.h"
+
+/* apply.c */
+extern void apply_check_keys(const MergePlan *plan, const char *display);
+extern BuildResult *apply_new_contents(const MergePlan *plan,
+									   Oid target_relid,
+									   const char *display);
+
+/* publication.c */
+extern void publication_refuse_swap(Oid relid, Oid namespace,
+									const char *display);
+
+#endif							/* SERVING_LAYER_APPLY_H */
