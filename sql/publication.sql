@@ -8,6 +8,8 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS serving_layer;
 RESET client_min_messages;
+-- CREATE PUBLICATION warns when wal_level is not logical: not our concern
+SET client_min_messages = error;
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 CREATE SCHEMA sl_pub;
