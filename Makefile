@@ -11,7 +11,9 @@ OBJS = \
 	$(WIN32RES) \
 	src/apply.o \
 	src/assign_typmod.o \
+	src/batch_guard.o \
 	src/batch_scan.o \
+	src/boundary.o \
 	src/build.o \
 	src/catalog.o \
 	src/entry.o \
@@ -20,6 +22,8 @@ OBJS = \
 	src/heap_writer.o \
 	src/history.o \
 	src/history_worker.o \
+	src/layers.o \
+	src/live_view.o \
 	src/merge_acc.o \
 	src/merge_kinds.o \
 	src/merge_plan.o \

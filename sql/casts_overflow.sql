@@ -278,10 +278,10 @@ SELECT * FROM t_prec ORDER BY k;
 --------------------------------------------------------------------------
 SELECT count(serving_layer_forget(target)) AS forgotten
 FROM serving_layer_definitions
-WHERE (SELECT relnamespace FROM pg_class WHERE oid = batch)
+WHERE (SELECT relnamespace FROM pg_class WHERE oid = to_regclass(batch))
 	= 'casts_overflow'::regnamespace;
 SELECT count(*) FROM serving_layer_definitions
-WHERE (SELECT relnamespace FROM pg_class WHERE oid = batch)
+WHERE (SELECT relnamespace FROM pg_class WHERE oid = to_regclass(batch))
 	= 'casts_overflow'::regnamespace;
 SET client_min_messages = warning;
 DROP SCHEMA casts_overflow CASCADE;

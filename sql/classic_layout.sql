@@ -15,6 +15,9 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS serving_layer;
 RESET client_min_messages;
+-- batch layers shrink on purpose here; the half-loaded batch guard has its
+-- own test (lambda_guard)
+SET serving_layer.min_batch_fraction = 0;
 CREATE SCHEMA classic_layout;
 SET search_path = classic_layout, public;
 \set VERBOSITY default

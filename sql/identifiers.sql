@@ -77,7 +77,7 @@ SELECT serving_layer_define('sl_ident.plain', '"Batch; Table"',
 -- qualified only where the user qualified them
 SELECT target, batch, speed, key, merge, speed_columns
 FROM serving_layer_definitions
-WHERE batch = '"Batch; Table"'::regclass ORDER BY target COLLATE "C";
+WHERE to_regclass(batch) = '"Batch; Table"'::regclass ORDER BY target COLLATE "C";
 
 -- refresh each one; the result shows the target as defined
 SELECT * FROM serving_layer_refresh('"Sales"."by city"');
@@ -144,7 +144,7 @@ SELECT target, output_rows FROM serving_layer_refresh('sl_ident.plain');
 SELECT "count(id)" FROM plain ORDER BY 1;
 -- still one definition per target, and the victim is still there
 SELECT count(*) FROM serving_layer_definitions
-WHERE batch = '"Batch; Table"'::regclass;
+WHERE to_regclass(batch) = '"Batch; Table"'::regclass;
 SELECT * FROM victim;
 
 -- invalid target name syntax: invalid_name (42602)
@@ -188,7 +188,7 @@ SELECT * FROM victim;
 
 -- clean up
 SELECT serving_layer_forget(target) FROM serving_layer_definitions
-WHERE batch = '"Batch; Table"'::regclass ORDER BY target;
+WHERE to_regclass(batch) = '"Batch; Table"'::regclass ORDER BY target;
 SET client_min_messages = warning;
 DROP SCHEMA sl_ident, "Sales", "Schéma; 日本 ""q""" CASCADE;
 RESET client_min_messages;

@@ -302,17 +302,17 @@ FROM serving_layer_definitions WHERE target = 't_eff';
 
 -- Every definition of this file, in target order.
 SELECT target, key FROM serving_layer_definitions
-WHERE (SELECT relnamespace FROM pg_class WHERE oid = batch)
+WHERE (SELECT relnamespace FROM pg_class WHERE oid = to_regclass(batch))
 	= 'merge_defaults'::regnamespace
 ORDER BY target;
 
 -- Forget them all; the serving tables stay until the schema goes.
 SELECT count(serving_layer_forget(target)) AS forgotten
 FROM serving_layer_definitions
-WHERE (SELECT relnamespace FROM pg_class WHERE oid = batch)
+WHERE (SELECT relnamespace FROM pg_class WHERE oid = to_regclass(batch))
 	= 'merge_defaults'::regnamespace;
 SELECT count(*) FROM serving_layer_definitions
-WHERE (SELECT relnamespace FROM pg_class WHERE oid = batch)
+WHERE (SELECT relnamespace FROM pg_class WHERE oid = to_regclass(batch))
 	= 'merge_defaults'::regnamespace;
 SET client_min_messages = warning;
 DROP SCHEMA merge_defaults CASCADE;

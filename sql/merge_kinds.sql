@@ -281,10 +281,10 @@ WHERE target = 't_hll_default';
 --------------------------------------------------------------------------
 SELECT count(serving_layer_forget(target)) AS forgotten
 FROM serving_layer_definitions
-WHERE (SELECT relnamespace FROM pg_class WHERE oid = batch)
+WHERE (SELECT relnamespace FROM pg_class WHERE oid = to_regclass(batch))
 	= 'merge_kinds'::regnamespace;
 SELECT count(*) FROM serving_layer_definitions
-WHERE (SELECT relnamespace FROM pg_class WHERE oid = batch)
+WHERE (SELECT relnamespace FROM pg_class WHERE oid = to_regclass(batch))
 	= 'merge_kinds'::regnamespace;
 SET client_min_messages = warning;
 DROP SCHEMA merge_kinds CASCADE;

@@ -258,10 +258,9 @@ SET search_path = sl_sp, public;
 SELECT target, merge FROM serving_layer_definitions
 WHERE target = 'sl_sp.serving';
 SELECT * FROM check_same;
--- the layers were named unqualified under a clean path and are stored as
--- sl_sp's tables
-SELECT target, batch::oid = 'sl_sp.sales'::regclass AS batch_is_sl_sp,
-	   speed::oid = 'sl_sp.sales_speed'::regclass AS speed_is_sl_sp
+-- the layers were named unqualified under a clean path and are stored by
+-- their schema-qualified names, as sl_sp's tables
+SELECT target, batch, speed
 FROM serving_layer_definitions WHERE target LIKE 'sl_sp.%' ORDER BY target;
 
 -- the rogue log is empty, and the rogue history table too

@@ -7,6 +7,9 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS serving_layer;
 RESET client_min_messages;
+-- batch layers shrink on purpose here; the half-loaded batch guard has its
+-- own test (lambda_guard)
+SET serving_layer.min_batch_fraction = 0;
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 CREATE SCHEMA sl_tx;

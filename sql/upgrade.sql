@@ -1,7 +1,8 @@
 --
--- upgrade: the extension created at version 1.0 and updated to 1.1 works,
--- keeps its definitions and history, gains serving_layer_prune_history(),
--- and ends up with exactly the objects of a fresh install.  The test ends
+-- upgrade: the extension created at version 1.0 and updated to 1.1 and 1.2
+-- keeps its definitions and history, gains serving_layer_prune_history()
+-- (1.1) and the interface of version 2 (1.2), and ends up with exactly the
+-- objects of a fresh install.  Definitions made under 1.1 refresh under 1.2.  The test ends
 -- with the extension dropped and created again at the default version, so
 -- later tests find it as usual.
 --
@@ -76,21 +77,20 @@ SELECT to_regprocedure('serving_layer_prune_history(interval)') IS NULL AS no_pr
 -- the update paths the installed scripts offer
 SELECT * FROM pg_extension_update_paths('serving_layer') ORDER BY 1, 2;
 
--- defining and refreshing work on 1.0: one definition with defaults, one
--- with everything explicit and a quoted target
+-- this library works with the objects of version 1.2: under 1.0 its
+-- functions refuse at once (55000) and change nothing
 CREATE SCHEMA sl_upgrade;
 CREATE TABLE sl_upgrade.batch (city text, n bigint, amount numeric);
 CREATE TABLE sl_upgrade.speed (city text, n integer, amount numeric);
 INSERT INTO sl_upgrade.batch VALUES ('oslo', 1, 10), ('rome', 2, 20);
 INSERT INTO sl_upgrade.speed VALUES ('oslo', 5, 1), ('kyiv', 1, 3);
+\set VERBOSITY terse
 SELECT serving_layer_define('sl_upgrade.serving', 'sl_upgrade.batch', 'sl_upgrade.speed');
-SELECT serving_layer_define('sl_upgrade."Latest"', 'sl_upgrade.batch', 'sl_upgrade.speed',
-	key => '{city}', merge => '{"amount": "speed"}', speed_columns => '{city,n,amount}');
-SELECT * FROM serving_layer_refresh() ORDER BY target COLLATE "C";
-SELECT * FROM sl_upgrade.serving ORDER BY city;
-SELECT * FROM sl_upgrade."Latest" ORDER BY city;
-SELECT target, status, batch_rows, speed_rows, output_rows, error
-FROM serving_layer_history ORDER BY target COLLATE "C";
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM serving_layer_refresh();
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+SELECT count(*) AS definitions FROM serving_layer_config;
 
 --
 -- Update to 1.1
@@ -107,19 +107,89 @@ FROM sl_functions ORDER BY function COLLATE "C";
 SELECT * FROM sl_relations ORDER BY relation COLLATE "C";
 SELECT * FROM sl_other_members ORDER BY object COLLATE "C";
 
--- the definitions made under 1.0 are still there, and so is the history
-SELECT target, batch, speed, key, merge, speed_columns
+-- definitions and history as the functions of 1.0 and 1.1 wrote them (the
+-- layers as regclass): one with the defaults, one with everything explicit
+-- and a quoted target, and one whose batch table was dropped afterwards,
+-- which left its OID behind
+INSERT INTO serving_layer_config (target, target_schema, target_name, batch,
+	speed, key, merge, speed_columns, definer)
+VALUES ('sl_upgrade.serving', 'sl_upgrade', 'serving', 'sl_upgrade.batch',
+		'sl_upgrade.speed', '{city}', '{"n": "sum", "amount": "sum"}',
+		'{city,n,amount}', current_user::regrole),
+	   ('sl_upgrade."Latest"', 'sl_upgrade', 'Latest', 'sl_upgrade.batch',
+		'sl_upgrade.speed', '{city}', '{"n": "sum", "amount": "speed"}',
+		'{city,n,amount}', current_user::regrole);
+CREATE TABLE sl_upgrade.gone (city text, n bigint);
+INSERT INTO serving_layer_config (target, target_schema, target_name, batch,
+	speed, key, merge, speed_columns, definer)
+VALUES ('sl_upgrade.orphan', 'sl_upgrade', 'orphan', 'sl_upgrade.gone',
+		'sl_upgrade.speed', '{city}', '{"n": "sum"}', '{city,n}',
+		current_user::regrole);
+SELECT 'sl_upgrade.gone'::regclass::oid AS gone_oid \gset
+DROP TABLE sl_upgrade.gone;
+INSERT INTO serving_layer_history (target, started_at, finished_at, status,
+	batch_rows, speed_rows, output_rows)
+VALUES ('sl_upgrade.serving', now() - interval '1 day',
+		now() - interval '1 day', 'ok', 2, 2, 3);
+SELECT target, batch::oid > 0 AS has_batch, speed, key, merge, speed_columns
 FROM serving_layer_definitions ORDER BY target COLLATE "C";
-SELECT target, status, batch_rows, speed_rows, output_rows
+
+--
+-- Update to 1.2
+--
+
+-- the update walks serving_layer--1.1--1.2.sql
+ALTER EXTENSION serving_layer UPDATE TO '1.2';
+SELECT extname, extversion, extrelocatable, extnamespace::regnamespace
+FROM pg_extension WHERE extname = 'serving_layer';
+
+-- what changed: define takes time_column, live_view and mode; refresh
+-- returns the boundary and the changed rows; serving_layer_set_boundary()
+-- and the live view's speed part are new; the layers are stored as text,
+-- with the time column, boundaries, live view and mode beside them; history
+-- records the boundary and changed rows
+SELECT function, arguments, result, kind, vol, strict, par, secdef, public_exec
+FROM sl_functions ORDER BY function COLLATE "C";
+SELECT * FROM sl_relations ORDER BY relation COLLATE "C";
+SELECT * FROM sl_other_members ORDER BY object COLLATE "C";
+
+-- the definitions made under 1.1 show their layers by name; the orphan
+-- keeps the OID it had as its name
+SELECT target, batch, speed, key, merge, speed_columns, time_column,
+	boundary, live_view, mode
+FROM serving_layer_definitions
+WHERE target <> 'sl_upgrade.orphan' ORDER BY target COLLATE "C";
+SELECT batch = :'gone_oid' AS orphan_keeps_oid
+FROM serving_layer_definitions WHERE target = 'sl_upgrade.orphan';
+-- the history is kept; the new columns are NULL
+SELECT target, status, batch_rows, speed_rows, output_rows, boundary,
+	changed_rows
 FROM serving_layer_history ORDER BY target COLLATE "C";
 
--- refreshing still works, and sees new speed rows
-INSERT INTO sl_upgrade.speed VALUES ('rome', 1, 7);
-SELECT * FROM serving_layer_refresh() ORDER BY target COLLATE "C";
+-- the definitions made under 1.1 refresh; the orphan's layer is missing
+-- (42P01) and the refresh of both others is unchanged by it
+SELECT * FROM serving_layer_refresh('sl_upgrade.serving');
+SELECT * FROM serving_layer_refresh('sl_upgrade."Latest"');
 SELECT * FROM sl_upgrade.serving ORDER BY city;
 SELECT * FROM sl_upgrade."Latest" ORDER BY city;
-SELECT target, status, count(*)
-FROM serving_layer_history GROUP BY 1, 2 ORDER BY target COLLATE "C", status;
+DO $$
+BEGIN
+	PERFORM serving_layer_refresh('sl_upgrade.orphan');
+EXCEPTION WHEN undefined_table THEN
+	RAISE NOTICE 'the orphan''s refresh failed with 42P01';
+END
+$$;
+SELECT serving_layer_forget('sl_upgrade.orphan');
+
+-- they are bound by name now: a batch table replaced the way dbt does it
+-- is read by the next refresh
+CREATE TABLE sl_upgrade.batch__dbt_tmp (city text, n bigint, amount numeric);
+INSERT INTO sl_upgrade.batch__dbt_tmp VALUES ('oslo', 100, 1), ('rome', 200, 2);
+ALTER TABLE sl_upgrade.batch RENAME TO batch__dbt_backup;
+ALTER TABLE sl_upgrade.batch__dbt_tmp RENAME TO batch;
+DROP TABLE sl_upgrade.batch__dbt_backup CASCADE;
+SELECT * FROM serving_layer_refresh() ORDER BY target COLLATE "C";
+SELECT * FROM sl_upgrade.serving ORDER BY city;
 
 --
 -- serving_layer_prune_history()
@@ -166,12 +236,12 @@ RESET ROLE;
 SELECT count(*) FROM serving_layer_history;
 
 --
--- The updated extension is the same as a fresh install of 1.1
+-- The updated extension is the same as a fresh install of 1.2
 --
 CREATE TEMP TABLE updated_functions AS SELECT * FROM sl_functions;
 CREATE TEMP TABLE updated_relations AS SELECT * FROM sl_relations;
 DROP EXTENSION serving_layer CASCADE;
-CREATE EXTENSION serving_layer VERSION '1.1';
+CREATE EXTENSION serving_layer VERSION '1.2';
 -- differences either way: none
 (SELECT 'only updated' AS side, * FROM updated_functions
  EXCEPT SELECT 'only updated', * FROM sl_functions)

@@ -38,6 +38,7 @@
 #include "utils/snapmgr.h"
 
 #include "batch_scan.h"
+#include "boundary.h"
 #include "merge_types.h"
 #include "query_rows.h"
 
@@ -54,7 +55,9 @@ batch_scan_open(const MergePlan *plan)
 	Relation	rel;
 	TupleDesc	desc;
 
-	if (get_rel_relkind(plan->batch) != RELKIND_RELATION ||
+	/* a recorded time boundary filters batch rows: leave that to SQL */
+	if (boundary_takes_batch(plan) ||
+		get_rel_relkind(plan->batch) != RELKIND_RELATION ||
 		pg_class_aclcheck(plan->batch, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
 		check_enable_rls(plan->batch, InvalidOid, true) != RLS_NONE)
 		return NULL;

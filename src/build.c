@@ -41,8 +41,10 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "build.h"
+#include "boundary.h"
 #include "fast_merge_api.h"
 #include "heap_writer.h"
 #include "merge_sql.h"
@@ -88,6 +90,14 @@ build_merge_rows(const MergePlan *plan, HeapWriter *writer,
 {
 	bool		fast = fast_merge_possible(plan);
 
+	/*
+	 * One snapshot for every read of the layers: the derived time boundary
+	 * and the rows on either side of it must agree.
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	boundary_derive(plan);
+	result->boundary = boundary_text(plan);
+
 	result->merged_by = "in C";
 	if (!fast || !fast_merge(plan, writer, &result->batch_rows,
 						   &result->speed_rows))
@@ -100,16 +110,18 @@ build_merge_rows(const MergePlan *plan, HeapWriter *writer,
 
 		result->merged_by = fast ?
 			"by GROUP BY (over serving_layer.fast_merge_memory)" : "by GROUP BY";
-		sql = merge_sql_select(plan, &nparams, &paramtypes, &paramvalues);
+		sql = merge_sql_select(plan, true, &nparams, &paramtypes,
+							   &paramvalues);
 		memset(&fill, 0, sizeof(fill));
 		fill.writer = writer;
 		fill.ndata = plan->ncolumns;
-		query_rows(sql, nparams, paramtypes, paramvalues, false,
+		query_rows(sql, nparams, paramtypes, paramvalues, true,
 				   sql_fill_row, &fill);
 		result->speed_rows = fill.speed_rows;
 		result->batch_rows = fill.input_rows - fill.speed_rows;
 	}
 	result->output_rows = writer_end(writer);
+	PopActiveSnapshot();
 }
 
 /*
@@ -278,6 +290,7 @@ build_new_contents(const MergePlan *plan, Oid target_relid,
 	instr_time	start;
 
 	result->target_relid = target_relid;
+	result->changed_rows = -1;
 
 	build_enter_owner(oldrel, &ctx);
 

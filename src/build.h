@@ -25,10 +25,10 @@ typedef struct BuildResult
 	int64		batch_rows;
 	int64		speed_rows;
 	int64		output_rows;
+	int64		changed_rows;	/* mode 'apply': rows changed; else -1 */
+	char	   *boundary;		/* the boundary used, as text, or NULL */
 	bool		retired;		/* old storage left for retire.c to drop */
 	bool		applied;		/* mode 'apply': changed in place, no swap */
-	int64		changed_rows;	/* mode 'apply': rows inserted, updated or
-								 * deleted */
 	const char *merged_by;		/* how the rows were merged, for verbose */
 } BuildResult;
 

@@ -25,6 +25,7 @@
 #include "catalog.h"
 #include "compat.h"
 #include "definition.h"
+#include "layers.h"
 #include "merge_kinds.h"
 #include "merge_plan.h"
 #include "merge_types.h"
@@ -33,7 +34,8 @@
 
 #define CONFIG_COLUMNS \
 	"target, batch, speed, key, merge, speed_columns, definer, " \
-	"target_schema, target_name"
+	"target_schema, target_name, time_column, boundary, live_view, " \
+	"live_view_schema, live_view_name, mode, last_boundary, last_batch_rows"
 
 /*
  * text_list_to_array / array_to_text_list
@@ -68,6 +70,19 @@ array_to_text_list(Datum arr)
 }
 
 /*
+ * optional_text
+ *		A text column of a catalog row as a C string, NULL for NULL.
+ */
+static char *
+optional_text(HeapTuple tup, TupleDesc desc, int attno)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tup, desc, attno, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(value);
+}
+
+/*
  * definition_from_tuple
  *		Build a Definition (in the current memory context) from a catalog
  *		row selected with CONFIG_COLUMNS.
@@ -80,8 +95,8 @@ definition_from_tuple(HeapTuple tup, TupleDesc desc)
 
 	def->target = palloc0(sizeof(TargetName));
 	def->target->display = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-	def->batch = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-	def->speed = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+	def->batch_name = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+	def->speed_name = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
 	def->key = array_to_text_list(SPI_getbinval(tup, desc, 4, &isnull));
 	def->key_given = true;
 	def->merge = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 5, &isnull));
@@ -90,6 +105,23 @@ definition_from_tuple(HeapTuple tup, TupleDesc desc)
 	def->definer = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
 	def->target->schema = pstrdup(NameStr(*DatumGetName(SPI_getbinval(tup, desc, 8, &isnull))));
 	def->target->name = pstrdup(NameStr(*DatumGetName(SPI_getbinval(tup, desc, 9, &isnull))));
+	def->time_column = optional_text(tup, desc, 10);
+	def->boundary = optional_text(tup, desc, 11);
+	if (optional_text(tup, desc, 12) != NULL)
+	{
+		def->live_view = palloc0(sizeof(TargetName));
+		def->live_view->display = optional_text(tup, desc, 12);
+		def->live_view->schema = pstrdup(NameStr(*DatumGetName(SPI_getbinval(tup, desc, 13, &isnull))));
+		def->live_view->name = pstrdup(NameStr(*DatumGetName(SPI_getbinval(tup, desc, 14, &isnull))));
+	}
+	def->mode = strcmp(optional_text(tup, desc, 15), "apply") == 0 ?
+		REFRESH_MODE_APPLY : REFRESH_MODE_SWAP;
+	def->last_boundary = optional_text(tup, desc, 16);
+	{
+		Datum		rows = SPI_getbinval(tup, desc, 17, &isnull);
+
+		def->last_batch_rows = isnull ? -1 : DatumGetInt64(rows);
+	}
 	def->from_catalog = true;
 	return def;
 }
@@ -167,7 +199,7 @@ catalog_list(void)
  */
 static void
 catalog_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
-			  int expected)
+			  const char *nulls, int expected)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -182,7 +214,7 @@ catalog_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, false, 0);
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
 	if (rc != expected)
 		elog(ERROR, "writing serving_layer_config failed: %s",
 			 SPI_result_code_string(rc));
@@ -195,34 +227,120 @@ catalog_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
  *		Insert or replace the definition of a target with the effective key,
  *		merge and speed columns of its plan.
  */
+#define SAME_TIME_COLUMN \
+	"(c.time_column OPERATOR(pg_catalog.=) excluded.time_column" \
+	" OR (c.time_column IS NULL AND excluded.time_column IS NULL))"
+
 void
 catalog_store(const Definition *def, const MergePlan *plan)
 {
-	Oid			argtypes[9] = {TEXTOID, NAMEOID, NAMEOID, REGCLASSOID,
-	REGCLASSOID, TEXTARRAYOID, JSONBOID, TEXTARRAYOID, REGROLEOID};
-	Datum		values[9];
+	Oid			argtypes[15] = {TEXTOID, NAMEOID, NAMEOID, TEXTOID,
+		TEXTOID, TEXTARRAYOID, JSONBOID, TEXTARRAYOID, REGROLEOID, TEXTOID,
+	TEXTOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID};
+	Datum		values[15];
+	char		nulls[16] = "               ";
 	char	   *sql;
 
 	values[0] = CStringGetTextDatum(def->target->display);
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(def->target->schema));
 	values[2] = DirectFunctionCall1(namein, CStringGetDatum(def->target->name));
-	values[3] = ObjectIdGetDatum(def->batch);
-	values[4] = ObjectIdGetDatum(def->speed);
+	values[3] = CStringGetTextDatum(layers_name(def->batch));
+	values[4] = CStringGetTextDatum(layers_name(def->speed));
 	values[5] = text_list_to_array(merge_plan_key_names(plan));
 	values[6] = JsonbPGetDatum(merge_plan_merge_json(plan));
 	values[7] = text_list_to_array(merge_plan_speed_names(plan));
 	values[8] = ObjectIdGetDatum(GetUserId());
+	values[9] = def->time_column ? CStringGetTextDatum(def->time_column) : (Datum) 0;
+	nulls[9] = def->time_column ? ' ' : 'n';
+	if (def->live_view != NULL)
+	{
+		values[10] = CStringGetTextDatum(def->live_view->display);
+		values[11] = DirectFunctionCall1(namein, CStringGetDatum(def->live_view->schema));
+		values[12] = DirectFunctionCall1(namein, CStringGetDatum(def->live_view->name));
+	}
+	else
+		nulls[10] = nulls[11] = nulls[12] = 'n';
+	values[13] = CStringGetTextDatum(def->mode == REFRESH_MODE_APPLY ?
+									 "apply" : "swap");
+	values[14] = def->boundary ? CStringGetTextDatum(def->boundary) : (Datum) 0;
+	nulls[14] = def->boundary ? ' ' : 'n';
 
-	sql = psprintf("INSERT INTO %s (" CONFIG_COLUMNS ")"
-				   " VALUES ($1, $4, $5, $6, $7, $8, $9, $2, $3)"
+	/*
+	 * A boundary recorded with serving_layer_set_boundary() and the one the
+	 * last refresh used stay when the time column does not change.
+	 */
+	sql = psprintf("INSERT INTO %s AS c (target, target_schema, target_name,"
+				   " batch, speed, key, merge, speed_columns, definer,"
+				   " time_column, live_view, live_view_schema, live_view_name,"
+				   " mode, boundary)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+				   " $13, $14, $15)"
 				   " ON CONFLICT (target_schema, target_name) DO UPDATE SET"
 				   " target = excluded.target, batch = excluded.batch,"
 				   " speed = excluded.speed, key = excluded.key,"
 				   " merge = excluded.merge,"
 				   " speed_columns = excluded.speed_columns,"
-				   " definer = excluded.definer",
+				   " definer = excluded.definer,"
+				   " boundary = CASE WHEN " SAME_TIME_COLUMN " THEN c.boundary END,"
+				   " last_boundary = CASE WHEN " SAME_TIME_COLUMN
+				   " THEN c.last_boundary END,"
+				   " time_column = excluded.time_column,"
+				   " live_view = excluded.live_view,"
+				   " live_view_schema = excluded.live_view_schema,"
+				   " live_view_name = excluded.live_view_name,"
+				   " mode = excluded.mode",
 				   sl_qualified("serving_layer_config"));
-	catalog_write(sql, 9, argtypes, values, SPI_OK_INSERT);
+	catalog_write(sql, 15, argtypes, values, nulls, SPI_OK_INSERT);
+}
+
+/*
+ * catalog_set_boundary
+ *		Record the boundary set with serving_layer_set_boundary(); NULL
+ *		clears it.
+ */
+void
+catalog_set_boundary(const TargetName *target, const char *boundary)
+{
+	Oid			argtypes[3] = {NAMEOID, NAMEOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[4] = "   ";
+
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(target->schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(target->name));
+	values[2] = boundary ? CStringGetTextDatum(boundary) : (Datum) 0;
+	nulls[2] = boundary ? ' ' : 'n';
+	catalog_write(psprintf("UPDATE %s SET boundary = $3"
+						   " WHERE target_schema OPERATOR(pg_catalog.=) $1"
+						   " AND target_name OPERATOR(pg_catalog.=) $2",
+						   sl_qualified("serving_layer_config")),
+				  3, argtypes, values, nulls, SPI_OK_UPDATE);
+}
+
+/*
+ * catalog_record_refresh
+ *		Record what a successful refresh of a target used: the boundary,
+ *		which the live view reads, and the batch rows, which the next
+ *		refresh's half-loaded batch check compares with.
+ */
+void
+catalog_record_refresh(const TargetName *target, const char *boundary,
+					   int64 batch_rows)
+{
+	Oid			argtypes[4] = {NAMEOID, NAMEOID, TEXTOID, INT8OID};
+	Datum		values[4];
+	char		nulls[5] = "    ";
+
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(target->schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(target->name));
+	values[2] = boundary ? CStringGetTextDatum(boundary) : (Datum) 0;
+	nulls[2] = boundary ? ' ' : 'n';
+	values[3] = Int64GetDatum(batch_rows);
+	catalog_write(psprintf("UPDATE %s SET last_boundary = $3,"
+						   " last_batch_rows = $4"
+						   " WHERE target_schema OPERATOR(pg_catalog.=) $1"
+						   " AND target_name OPERATOR(pg_catalog.=) $2",
+						   sl_qualified("serving_layer_config")),
+				  4, argtypes, values, nulls, SPI_OK_UPDATE);
 }
 
 /*
@@ -241,7 +359,7 @@ catalog_delete(const TargetName *target)
 						   " WHERE target_schema OPERATOR(pg_catalog.=) $1"
 						   " AND target_name OPERATOR(pg_catalog.=) $2",
 						   sl_qualified("serving_layer_config")),
-				  2, argtypes, values, SPI_OK_DELETE);
+				  2, argtypes, values, NULL, SPI_OK_DELETE);
 }
 
 /*

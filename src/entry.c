@@ -19,9 +19,14 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "access/xact.h"
+#include "utils/acl.h"
 
 #include "catalog.h"
 #include "definition.h"
+#include "boundary.h"
+#include "layers.h"
+#include "live_view.h"
 #include "merge_plan.h"
 #include "merge_types.h"
 #include "refresh.h"
@@ -33,6 +38,7 @@ PG_MODULE_MAGIC;
 PG_FUNCTION_INFO_V1(serving_layer_define);
 PG_FUNCTION_INFO_V1(serving_layer_refresh);
 PG_FUNCTION_INFO_V1(serving_layer_forget);
+PG_FUNCTION_INFO_V1(serving_layer_set_boundary);
 
 int			sl_swap_lock_timeout = 100;
 int			sl_swap_max_wait = 60000;
@@ -98,6 +104,13 @@ _PG_init(void)
 							192 * 1024, 64, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
+	DefineCustomRealVariable("serving_layer.min_batch_fraction",
+							 "Smallest share of the last successful refresh's batch rows a refresh accepts.",
+							 "A refresh whose batch layer has fewer rows than this times the batch rows of the target's last successful refresh fails, leaving the serving table as it is. 0 disables the check.",
+							 &sl_min_batch_fraction,
+							 0.5, 0.0, 1.0,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("serving_layer");
 }
 
@@ -121,8 +134,69 @@ text_array_to_list(ArrayType *arr)
 }
 
 /*
+ * parse_mode
+ *		The "mode" argument: 'swap' (also for NULL) or 'apply'.
+ */
+static RefreshMode
+parse_mode(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *mode;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return REFRESH_MODE_SWAP;
+	mode = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (strcmp(mode, "swap") == 0)
+		return REFRESH_MODE_SWAP;
+	if (strcmp(mode, "apply") == 0)
+		return REFRESH_MODE_APPLY;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid refresh mode \"%s\"", mode),
+			 errhint("The mode is \"swap\" or \"apply\".")));
+	return REFRESH_MODE_SWAP;	/* keep compiler quiet */
+}
+
+/*
+ * parse_live_view
+ *		The "live_view" argument as a relation name, which needs a time
+ *		column and must not name the serving table or a layer.
+ */
+static TargetName *
+parse_live_view(FunctionCallInfo fcinfo, int argno, const Definition *def)
+{
+	TargetName *view;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	if (def->time_column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a live view needs a time column"),
+				 errdetail("The live view shows the serving table up to the boundary of its last refresh and the speed layer after it, so the definition needs a time_column."),
+				 errhint("Name the time column with the \"time_column\" argument of serving_layer_define().")));
+	view = target_parse(text_to_cstring(PG_GETARG_TEXT_PP(argno)), true);
+	if (strcmp(view->schema, def->target->schema) == 0 &&
+		strcmp(view->name, def->target->name) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("live view \"%s\" cannot be its own serving table",
+						view->name)));
+	{
+		Oid			relid = target_relid(view);
+
+		if (OidIsValid(relid) && (relid == def->batch || relid == def->speed))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("live view \"%s\" cannot be a batch or speed table",
+							view->name)));
+	}
+	return view;
+}
+
+/*
  * serving_layer_define(target text, batch regclass, speed regclass,
- *						key text[], merge jsonb, speed_columns text[])
+ *						key text[], merge jsonb, speed_columns text[],
+ *						time_column text, live_view text, mode text)
  *		Create or replace the definition of a serving table.
  */
 Datum
@@ -155,6 +229,10 @@ serving_layer_define(PG_FUNCTION_ARGS)
 		def.speed_columns = text_array_to_list(PG_GETARG_ARRAYTYPE_P(5));
 		def.speed_columns_given = true;
 	}
+	if (PG_NARGS() > 6 && !PG_ARGISNULL(6))
+		def.time_column = text_to_cstring(PG_GETARG_TEXT_PP(6));
+	def.live_view = parse_live_view(fcinfo, 7, &def);
+	def.mode = parse_mode(fcinfo, 8);
 	def.definer = GetUserId();
 
 	existing = catalog_lookup(def.target);
@@ -175,6 +253,15 @@ serving_layer_define(PG_FUNCTION_ARGS)
 		merge_plan_check_target(plan, relid);
 	}
 	catalog_store(&def, plan);
+	CommandCounterIncrement();
+
+	/* a live view renamed by this definition: drop the old one */
+	if (existing != NULL && existing->live_view != NULL &&
+		(def.live_view == NULL ||
+		 strcmp(existing->live_view->schema, def.live_view->schema) != 0 ||
+		 strcmp(existing->live_view->name, def.live_view->name) != 0))
+		live_view_drop(existing);
+	live_view_update(&def, plan, true);
 	PG_RETURN_VOID();
 }
 
@@ -195,8 +282,8 @@ serving_layer_refresh(PG_FUNCTION_ARGS)
 	foreach(lc, outcomes)
 	{
 		RefreshOutcome *o = lfirst(lc);
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
 
 		values[0] = CStringGetTextDatum(o->target);
 		values[1] = Int64GetDatum(o->batch_rows);
@@ -205,6 +292,10 @@ serving_layer_refresh(PG_FUNCTION_ARGS)
 		values[4] = CStringGetTextDatum(o->status);
 		for (int i = 1; i <= 3; i++)
 			nulls[i] = DatumGetInt64(values[i]) < 0;
+		values[5] = o->boundary ? CStringGetTextDatum(o->boundary) : (Datum) 0;
+		nulls[5] = o->boundary == NULL;
+		values[6] = Int64GetDatum(o->changed_rows);
+		nulls[6] = o->changed_rows < 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -231,5 +322,63 @@ serving_layer_forget(PG_FUNCTION_ARGS)
 						target->name)));
 	catalog_check_owner(def, "forget");
 	catalog_delete(def->target);
+	live_view_drop(def);
+	PG_RETURN_VOID();
+}
+
+/*
+ * serving_layer_set_boundary(target text, boundary text)
+ *		Record that the batch layer covers every time up to boundary, or
+ *		(NULL) return to the boundary derived at each refresh.
+ *
+ * The batch job calls it when it finishes, so the batch table's owner may
+ * call it as well as the serving table's.
+ */
+Datum
+serving_layer_set_boundary(PG_FUNCTION_ARGS)
+{
+	TargetName *target;
+	Definition *def;
+	MergePlan  *plan;
+	char	   *boundary = NULL;
+	Oid			relid;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target must not be null")));
+	PreventCommandIfReadOnly("serving_layer_set_boundary()");
+	target = target_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	def = catalog_lookup(target);
+	if (def == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("serving table \"%s\" has no definition",
+						target->name),
+				 errhint("Define it with serving_layer_define().")));
+	if (def->time_column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("serving table \"%s\" has no time column",
+						target->name),
+				 errdetail("A boundary splits the layers by the time column, and the definition names none."),
+				 errhint("Define the serving table again with a \"time_column\".")));
+
+	layers_resolve(def);
+	relid = target_relid(def->target);
+	if (!(OidIsValid(relid) &&
+		  pg_class_ownercheck(relid, GetUserId())) &&
+		!pg_class_ownercheck(def->batch, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to set the boundary of serving table \"%s\"",
+						target->name),
+				 errdetail("Only the owner of the serving table or of its batch table may set its boundary.")));
+
+	plan = merge_plan_build(def);
+	if (!PG_ARGISNULL(1))
+		boundary = boundary_canonical(plan->columns[plan->boundary->column].typid,
+									  text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	catalog_set_boundary(def->target, boundary);
 	PG_RETURN_VOID();
 }

@@ -471,8 +471,8 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 	reltuples = reltuples_of(plan->batch);
 	hashset_init(&fm->duphashes, 0, BUDGET_BYTES);
 
-	/* one snapshot for the three reads */
-	PushActiveSnapshot(GetTransactionSnapshot());
+	/* the three reads see the snapshot of the build (build.c) */
+	PushActiveSnapshot(GetActiveSnapshot());
 
 	/*
 	 * The batch keys first: the key set is freed before the speed groups
@@ -484,15 +484,13 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 	if (fm->batchrel != NULL)
 		batch_scan(fm->batchrel, last_key(fm), batch_key, fm);
 	else
-		query_rows(merge_sql_layer(plan, false, true), 0, NULL, NULL, true,
-				   batch_key, fm);
+		query_layer_rows(plan, false, true, batch_key, fm);
 	keys_flush(fm);
 	pfree(fm->keys.slots);
 	fm->keys.slots = NULL;
 
 	if (!fm->over_budget)
-		query_rows(merge_sql_layer(plan, true, false), 0, NULL, NULL, true,
-				   speed_row, fm);
+		query_layer_rows(plan, true, false, speed_row, fm);
 	/*
 	 * speed_row looks at the memory every 1024 rows: look at the last ones,
 	 * and count the duplicate groups step 3 will make, one per duplicate
@@ -518,8 +516,7 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 		if (fm->batchrel != NULL)
 			batch_scan(fm->batchrel, fm->ncols, batch_row, fm);
 		else
-			query_rows(merge_sql_layer(plan, false, false), 0, NULL, NULL, true,
-					   batch_row, fm);
+			query_layer_rows(plan, false, false, batch_row, fm);
 
 		/* step 4: duplicate keys with their speed groups, then speed only */
 		for (uint64 i = 0; i <= fm->dups.mask; i++)

@@ -28,12 +28,12 @@
 void
 history_record(const char *target, TimestampTz started_at, const char *status,
 			   int64 batch_rows, int64 speed_rows, int64 output_rows,
-			   const char *error)
+			   const char *boundary, int64 changed_rows, const char *error)
 {
-	Oid			argtypes[8] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID,
-	INT8OID, INT8OID, INT8OID, TEXTOID};
-	Datum		values[8];
-	char		nulls[9] = "        ";
+	Oid			argtypes[10] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID,
+	INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[10];
+	char		nulls[11] = "          ";
 	Oid			relid;
 	Oid			save_userid;
 	int			save_sec_context;
@@ -53,10 +53,15 @@ history_record(const char *target, TimestampTz started_at, const char *status,
 			nulls[i] = 'n';
 	if (error == NULL)
 		nulls[7] = 'n';
+	values[8] = boundary ? CStringGetTextDatum(boundary) : (Datum) 0;
+	nulls[8] = boundary ? ' ' : 'n';
+	values[9] = Int64GetDatum(changed_rows);
+	nulls[9] = changed_rows < 0 ? 'n' : ' ';
 
 	sql = psprintf("INSERT INTO %s (target, started_at, finished_at, status,"
-				   " batch_rows, speed_rows, output_rows, error)"
-				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+				   " batch_rows, speed_rows, output_rows, error, boundary,"
+				   " changed_rows)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
 				   sl_qualified("serving_layer_history"));
 	relid = get_relname_relid("serving_layer_history", sl_extension_schema());
 
@@ -65,7 +70,7 @@ history_record(const char *target, TimestampTz started_at, const char *status,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, 8, argtypes, values, nulls, false, 0);
+	rc = SPI_execute_with_args(sql, 10, argtypes, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "writing serving_layer_history failed: %s",
 			 SPI_result_code_string(rc));

@@ -13,6 +13,7 @@
 extern void history_record(const char *target, TimestampTz started_at,
 						   const char *status, int64 batch_rows,
 						   int64 speed_rows, int64 output_rows,
+						   const char *boundary, int64 changed_rows,
 						   const char *error);
 
 #endif							/* SL_HISTORY_H */

@@ -222,7 +222,7 @@ serving_layer_history_worker(Datum main_arg)
 		HistoryRow *r = &msg->rows[i];
 
 		history_record(text + r->target, r->started_at, text + r->status,
-					   r->counts[0], r->counts[1], r->counts[2],
+					   r->counts[0], r->counts[1], r->counts[2], NULL, -1,
 					   r->error >= 0 ? text + r->error : NULL);
 	}
 	PopActiveSnapshot();

@@ -28,6 +28,7 @@
 #include "utils/typcache.h"
 
 #include "definition.h"
+#include "boundary.h"
 #include "merge_kinds.h"
 #include "merge_plan.h"
 #include "merge_types.h"
@@ -326,6 +327,7 @@ merge_plan_build(const Definition *def)
 	merge_plan_merges(plan, def, batchname);
 	plan_speed_columns(plan, def, RelationGetDescr(speed),
 					   RelationGetRelationName(speed));
+	boundary_plan(plan, def);
 
 	relation_close(speed, NoLock);
 	relation_close(batch, NoLock);

@@ -31,6 +31,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "parser/parse_coerce.h"
@@ -39,33 +40,17 @@
 #include "utils/syscache.h"
 
 #include "definition.h"
+#include "layers.h"
 #include "merge_sql.h"
 #include "merge_types.h"
 #include "util.h"
 
 /*
- * qualified_relation
- *		schema.relation, both quoted.
- */
-static char *
-qualified_relation(Oid relid)
-{
-	char	   *relname = get_rel_name(relid);
-
-	if (relname == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  relname);
-}
-
-/*
- * type_sql
+ * merge_sql_type
  *		A type name that means the same type whatever search_path is.
  */
-static char *
-type_sql(Oid typid, int32 typmod)
+char *
+merge_sql_type(Oid typid, int32 typmod)
 {
 	return format_type_extended(typid, typmod,
 								FORMAT_TYPE_TYPEMOD_GIVEN |
@@ -73,11 +58,11 @@ type_sql(Oid typid, int32 typmod)
 }
 
 /*
- * append_collation
+ * merge_sql_collation
  *		" COLLATE schema.name" for a valid collation.
  */
-static void
-append_collation(StringInfo buf, Oid collid)
+void
+merge_sql_collation(StringInfo buf, Oid collid)
 {
 	HeapTuple	tup;
 	Form_pg_collation coll;
@@ -122,7 +107,7 @@ append_assignment(StringInfo buf, const char *expr, Oid srctype,
 		return;
 	}
 	if (srctype != basetype)
-		result = psprintf("CAST(%s AS %s)", result, type_sql(basetype, -1));
+		result = psprintf("CAST(%s AS %s)", result, merge_sql_type(basetype, -1));
 	if (basetypmod >= 0)
 	{
 		if (find_typmod_coercion_function(basetype, &funcid) != COERCION_PATH_NONE)
@@ -131,24 +116,129 @@ append_assignment(StringInfo buf, const char *expr, Oid srctype,
 							  result, basetypmod);
 		else
 			result = psprintf("CAST(%s AS %s)", result,
-							  type_sql(basetype, basetypmod));
+							  merge_sql_type(basetype, basetypmod));
 	}
 	if (domain)
-		result = psprintf("CAST(%s AS %s)", result, type_sql(dsttype, -1));
+		result = psprintf("CAST(%s AS %s)", result, merge_sql_type(dsttype, -1));
 	appendStringInfoString(buf, result);
+}
+
+/*
+ * merge_sql_operator
+ *		An operator as OPERATOR() takes it: schema.name, found by OID.
+ */
+char *
+merge_sql_operator(Oid opr)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opr));
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opr);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = psprintf("%s.%s",
+					  quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * speed_value
+ *		A speed column's value converted to its batch column's type and
+ *		collation, as the merge reads it.
+ */
+static char *
+speed_value(const PlanColumn *col, const char *alias)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	append_assignment(&buf,
+					  psprintf("%s.%s", alias, quote_identifier(col->speed_name)),
+					  col->speed_typid, col->speed_typmod,
+					  col->typid, col->typmod);
+	if (OidIsValid(col->collid) && col->collid != col->speed_collid)
+		merge_sql_collation(&buf, col->collid);
+	return buf.data;
+}
+
+/*
+ * append_boundary_filter
+ *		The WHERE clause that keeps a layer's rows on its side of the time
+ *		boundary, comparing with parameter $paramno: batch rows at or before
+ *		it, speed rows after it, rows with a NULL time on both sides.
+ *		Nothing when the layer keeps every row.
+ */
+static bool
+append_boundary_filter(StringInfo buf, const MergePlan *plan, bool speed,
+					   const char *alias, int paramno)
+{
+	const TimeBoundary *b = plan->boundary;
+	const PlanColumn *col;
+	char	   *value;
+
+	if (b == NULL)
+		return false;
+	col = &plan->columns[b->column];
+	value = speed ? speed_value(col, alias) :
+		psprintf("%s.%s", alias, quote_identifier(col->name));
+	if (speed && b->live)
+	{
+		/* the live view: speed rows after the boundary, not NULL ones */
+		appendStringInfo(buf, " WHERE %s IS NOT NULL", value);
+		if (!b->has_value)
+			return false;
+		appendStringInfo(buf, " AND %s OPERATOR(%s) $%d", value,
+						 merge_sql_operator(b->gt_opr), paramno);
+		return true;
+	}
+	if (!b->has_value || (!speed && !b->is_explicit))
+		return false;
+	appendStringInfo(buf, " WHERE (%s IS NULL OR %s OPERATOR(%s) $%d)",
+					 value, value,
+					 merge_sql_operator(speed ? b->gt_opr : b->le_opr),
+					 paramno);
+	return true;
+}
+
+/*
+ * merge_sql_layer_params
+ *		The parameters of merge_sql_layer()'s query: the boundary, when the
+ *		layer is filtered by it.  Returns their number.
+ */
+int
+merge_sql_layer_params(const MergePlan *plan, bool speed, Oid **paramtypes,
+					   Datum **paramvalues)
+{
+	const TimeBoundary *b = plan->boundary;
+
+	*paramtypes = NULL;
+	*paramvalues = NULL;
+	if (b == NULL || !b->has_value || (!speed && !b->is_explicit))
+		return 0;
+	*paramtypes = palloc(sizeof(Oid));
+	*paramvalues = palloc(sizeof(Datum));
+	(*paramtypes)[0] = b->typid;
+	(*paramvalues)[0] = b->value;
+	return 1;
 }
 
 /*
  * merge_sql_select
  *		The query computing the new contents: the batch columns in order,
  *		then the count of all input rows and the count of speed rows.
+ *		Without batch_side, the same merge over the speed layer alone (the
+ *		live view's speed part).
  *
- * Returns the parameters (column names for the pick aggregate's messages)
- * through the output arguments.
+ * Returns the parameters (column names for the pick aggregate's messages,
+ * then the time boundary where a layer is filtered by it) through the
+ * output arguments.
  */
 char *
-merge_sql_select(const MergePlan *plan, int *nparams, Oid **paramtypes,
-				 Datum **paramvalues)
+merge_sql_select(const MergePlan *plan, bool batch_side, int *nparams,
+				 Oid **paramtypes, Datum **paramvalues)
 {
 	StringInfoData buf;
 	StringInfoData bside;
@@ -157,25 +247,18 @@ merge_sql_select(const MergePlan *plan, int *nparams, Oid **paramtypes,
 	bool		first;
 
 	*nparams = 0;
-	*paramtypes = palloc(sizeof(Oid) * Max(plan->ncolumns, 1));
-	*paramvalues = palloc(sizeof(Datum) * Max(plan->ncolumns, 1));
+	*paramtypes = palloc(sizeof(Oid) * (plan->ncolumns + 2));
+	*paramvalues = palloc(sizeof(Datum) * (plan->ncolumns + 2));
 
 	initStringInfo(&bside);
 	initStringInfo(&sside);
 	for (int i = 0; i < plan->ncolumns; i++)
 	{
 		const PlanColumn *col = &plan->columns[i];
-		char	   *sexpr;
 
 		appendStringInfo(&bside, "b.%s AS c%d, ", quote_identifier(col->name),
 						 i + 1);
-
-		sexpr = psprintf("p.%s", quote_identifier(col->speed_name));
-		append_assignment(&sside, sexpr, col->speed_typid, col->speed_typmod,
-						  col->typid, col->typmod);
-		if (OidIsValid(col->collid) && col->collid != col->speed_collid)
-			append_collation(&sside, col->collid);
-		appendStringInfoString(&sside, ", ");
+		appendStringInfo(&sside, "%s AS c%d, ", speed_value(col, "p"), i + 1);
 	}
 
 	initStringInfo(&buf);
@@ -215,12 +298,30 @@ merge_sql_select(const MergePlan *plan, int *nparams, Oid **paramtypes,
 		}
 		appendStringInfoString(&buf, ", ");
 	}
-	appendStringInfo(&buf,
-					 "pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE u.s)"
-					 " FROM (SELECT %sfalse AS s FROM %s AS b"
-					 " UNION ALL SELECT %strue FROM %s AS p) AS u GROUP BY ",
-					 bside.data, qualified_relation(plan->batch),
-					 sside.data, qualified_relation(plan->speed));
+	appendStringInfoString(&buf,
+						   "pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE u.s)"
+						   " FROM (");
+	if (batch_side)
+	{
+		appendStringInfo(&buf, "SELECT %sfalse AS s FROM %s AS b",
+						 bside.data, layers_name(plan->batch));
+		if (append_boundary_filter(&buf, plan, false, "b", *nparams + 1))
+		{
+			(*paramtypes)[*nparams] = plan->boundary->typid;
+			(*paramvalues)[*nparams] = plan->boundary->value;
+			(*nparams)++;
+		}
+		appendStringInfoString(&buf, " UNION ALL ");
+	}
+	appendStringInfo(&buf, "SELECT %strue AS s FROM %s AS p",
+					 sside.data, layers_name(plan->speed));
+	if (append_boundary_filter(&buf, plan, true, "p", *nparams + 1))
+	{
+		(*paramtypes)[*nparams] = plan->boundary->typid;
+		(*paramvalues)[*nparams] = plan->boundary->value;
+		(*nparams)++;
+	}
+	appendStringInfoString(&buf, ") AS u GROUP BY ");
 
 	first = true;
 	for (int i = 0; i < plan->ncolumns; i++)
@@ -236,7 +337,9 @@ merge_sql_select(const MergePlan *plan, int *nparams, Oid **paramtypes,
 /*
  * merge_sql_layer
  *		SELECT of one layer's columns in batch column order, speed values
- *		converted to the batch types: all columns, or only the keys.
+ *		converted to the batch types: all columns, or only the keys.  Rows
+ *		on the other side of the time boundary are left out; the boundary
+ *		is parameter $1 when merge_sql_layer_params() says there is one.
  */
 char *
 merge_sql_layer(const MergePlan *plan, bool speed, bool keys_only)
@@ -258,17 +361,11 @@ merge_sql_layer(const MergePlan *plan, bool speed, bool keys_only)
 		if (!speed)
 			appendStringInfo(&buf, "l.%s", quote_identifier(col->name));
 		else
-		{
-			append_assignment(&buf,
-							  psprintf("l.%s", quote_identifier(col->speed_name)),
-							  col->speed_typid, col->speed_typmod,
-							  col->typid, col->typmod);
-			if (OidIsValid(col->collid) && col->collid != col->speed_collid)
-				append_collation(&buf, col->collid);
-		}
+			appendStringInfoString(&buf, speed_value(col, "l"));
 	}
 	appendStringInfo(&buf, " FROM %s AS l",
-					 qualified_relation(speed ? plan->speed : plan->batch));
+					 layers_name(speed ? plan->speed : plan->batch));
+	(void) append_boundary_filter(&buf, plan, speed, "l", 1);
 	return buf.data;
 }
 
@@ -291,8 +388,8 @@ merge_sql_create_table(const MergePlan *plan, const TargetName *target)
 
 		appendStringInfo(&buf, "%s%s %s", i > 0 ? ", " : "",
 						 quote_identifier(col->name),
-						 type_sql(col->typid, col->typmod));
-		append_collation(&buf, col->collid);
+						 merge_sql_type(col->typid, col->typmod));
+		merge_sql_collation(&buf, col->collid);
 	}
 	appendStringInfoChar(&buf, ')');
 	return buf.data;

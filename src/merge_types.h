@@ -40,6 +40,26 @@ typedef struct PlanColumn
 	Oid			speed_collid;
 } PlanColumn;
 
+/*
+ * The time boundary of a plan (boundary.c).  Batch rows are taken where the
+ * time column is at or before the boundary, speed rows where it is after it;
+ * rows whose time is NULL are always taken.  Without a boundary value
+ * (derived from an empty batch layer) every speed row is taken.
+ */
+typedef struct TimeBoundary
+{
+	int			column;			/* index in MergePlan.columns */
+	Oid			typid;			/* the batch column's type */
+	Oid			le_opr;			/* <= and > of its btree opclass */
+	Oid			gt_opr;
+	bool		is_explicit;	/* set with serving_layer_set_boundary() */
+	bool		has_value;		/* false: no boundary (no batch row) */
+	Datum		value;
+	bool		live;			/* the live view's speed part: speed rows
+								 * with a NULL time are in the serving table
+								 * already, so leave them out */
+} TimeBoundary;
+
 typedef struct MergePlan
 {
 	Oid			batch;
@@ -48,6 +68,7 @@ typedef struct MergePlan
 	PlanColumn *columns;		/* in batch column order */
 	int			nkeys;
 	bool		picks;			/* some column is MERGE_SPEED/MERGE_BATCH */
+	TimeBoundary *boundary;		/* NULL without a time column */
 } MergePlan;
 
 #endif							/* SL_MERGE_TYPES_H */

@@ -17,6 +17,7 @@
 #include "utils/memutils.h"
 
 #include "query_rows.h"
+#include "merge_sql.h"
 
 typedef struct CallbackReceiver
 {
@@ -107,4 +108,23 @@ query_rows(const char *sql, int nparams, Oid *paramtypes, Datum *paramvalues,
 		elog(ERROR, "query failed: %s", SPI_result_code_string(rc));
 	SPI_finish();
 	MemoryContextDelete(receiver.rowcxt);
+}
+
+/*
+ * query_layer_rows
+ *		Call fn(slot, arg) for each row of one layer that the merge takes
+ *		(merge_sql_layer()), under the active snapshot: all columns in batch
+ *		column order, or only the keys.
+ */
+void
+query_layer_rows(const MergePlan *plan, bool speed, bool keys_only,
+				 QueryRowFn fn, void *arg)
+{
+	Oid		   *paramtypes;
+	Datum	   *paramvalues;
+	int			nparams;
+
+	nparams = merge_sql_layer_params(plan, speed, &paramtypes, &paramvalues);
+	query_rows(merge_sql_layer(plan, speed, keys_only), nparams, paramtypes,
+			   paramvalues, true, fn, arg);
 }

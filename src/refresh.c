@@ -36,10 +36,13 @@
 
 #include "apply.h"
 #include "build.h"
+#include "batch_guard.h"
 #include "catalog.h"
 #include "definition.h"
 #include "history.h"
 #include "history_worker.h"
+#include "layers.h"
+#include "live_view.h"
 #include "merge_plan.h"
 #include "merge_sql.h"
 #include "merge_types.h"
@@ -56,6 +59,7 @@
 typedef struct RefreshJob
 {
 	Definition *def;
+	MergePlan  *plan;
 	TimestampTz started_at;
 	BuildResult *result;		/* NULL when skipped */
 	RefreshOutcome *outcome;
@@ -205,6 +209,7 @@ refresh_build(RefreshRun *run, Definition *def)
 	job->started_at = GetCurrentTimestamp();
 	job->outcome = palloc0(sizeof(RefreshOutcome));
 	job->outcome->target = def->target->display;
+	job->outcome->changed_rows = -1;
 	run->jobs = lappend(run->jobs, job);
 	run->current = job;
 	PreventCommandIfReadOnly("serving_layer_refresh()");
@@ -215,10 +220,11 @@ refresh_build(RefreshRun *run, Definition *def)
 		job->outcome->batch_rows = job->outcome->speed_rows =
 			job->outcome->output_rows = -1;
 		history_record(def->target->display, job->started_at, "skipped",
-					   -1, -1, -1, NULL);
+					   -1, -1, -1, NULL, -1, NULL);
 		return;
 	}
 
+	layers_resolve(def);
 	plan = merge_plan_build(def);
 	check_layer_privileges(plan);
 	publication_refuse_swap(target_relid(def->target),
@@ -233,7 +239,9 @@ refresh_build(RefreshRun *run, Definition *def)
 	merge_plan_check_target(plan, relid);
 	retire_drop_leftovers(relid);
 
+	job->plan = plan;
 	job->result = build_new_contents(plan, relid, def->target->display);
+	batch_guard_check(def, job->result->batch_rows);
 }
 
 /*
@@ -257,13 +265,25 @@ refresh_swap(RefreshRun *run, RefreshJob *job)
 						1 + list_length(result->index_pairs) / 2,
 						sl_elapsed_ms(start))));
 
+	/* what the live view and the next half-loaded batch check read */
+	if (job->def->batch_name != NULL)
+	{
+		catalog_record_refresh(job->def->target, result->boundary,
+							   result->batch_rows);
+		CommandCounterIncrement();
+		live_view_update(job->def, job->plan, false);
+	}
+
 	history_record(job->def->target->display, job->started_at, "ok",
 				   result->batch_rows, result->speed_rows,
-				   result->output_rows, NULL);
+				   result->output_rows, result->boundary,
+				   result->changed_rows, NULL);
 	job->outcome->status = "ok";
 	job->outcome->batch_rows = result->batch_rows;
 	job->outcome->speed_rows = result->speed_rows;
 	job->outcome->output_rows = result->output_rows;
+	job->outcome->boundary = result->boundary;
+	job->outcome->changed_rows = result->changed_rows;
 }
 
 static void push_target_context(ErrorContextCallback *cb, const char *display);

@@ -26,6 +26,8 @@ typedef struct RefreshOutcome
 	int64		batch_rows;
 	int64		speed_rows;
 	int64		output_rows;
+	char	   *boundary;		/* NULL: none */
+	int64		changed_rows;	/* -1: NULL (mode 'swap') */
 } RefreshOutcome;
 
 extern List *refresh_targets(const char *target_text);

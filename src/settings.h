@@ -18,6 +18,7 @@ extern int	sl_swap_lock_timeout;
 extern int	sl_swap_max_wait;
 extern int	sl_if_running;
 extern bool sl_verbose;
+extern double sl_min_batch_fraction;	/* batch_guard.c */
 extern bool sl_fast_merge;
 extern int	sl_fast_merge_memory;
 

@@ -21,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 
 #include "util.h"
@@ -29,6 +30,9 @@
  * sl_extension_schema
  *		The schema serving_layer is installed in.
  */
+/* the version of the extension's SQL objects this library works with */
+#define SL_SCHEMA_VERSION "1.2"
+
 Oid
 sl_extension_schema(void)
 {
@@ -52,7 +56,23 @@ sl_extension_schema(void)
 	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		version = heap_getattr(tup, Anum_pg_extension_extversion,
+										   RelationGetDescr(rel), &isnull);
+
+		/* this library reads and writes the objects of version 1.2 */
+		if (isnull || strcmp(TextDatumGetCString(version), SL_SCHEMA_VERSION) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("extension \"serving_layer\" must be updated to version %s",
+							SL_SCHEMA_VERSION),
+					 errdetail("The installed library works with the objects of version %s, and the database has version %s.",
+							   SL_SCHEMA_VERSION,
+							   isnull ? "unknown" : TextDatumGetCString(version)),
+					 errhint("Run ALTER EXTENSION serving_layer UPDATE.")));
 		nspid = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	if (!OidIsValid(nspid))

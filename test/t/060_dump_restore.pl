@@ -11,7 +11,7 @@
 # In each restored database: the definitions are identical, the extension
 # still owns its configuration table, the serving tables came back, and the
 # next refresh works and gives the same contents as in the original.
-# Last, a dump taken with the extension at version 1.0 restores at the
+# Last, a dump taken with the extension at version 1.1 restores at the
 # default version with its definitions.
 
 use strict;
@@ -78,7 +78,7 @@ my $config_sql = q{SELECT * FROM serving_layer_config ORDER BY target COLLATE "C
 my $orig_definitions = $node->safe_psql('orig', $definitions_sql);
 is( $orig_definitions,
 	qq{"Sales"."by city"|"Sales"."batch city"|"Sales"."speed city"|{city}|{"amount": "sum", "orders": "sum"}|{city,orders,amount}\n}
-	  . q{daily|batch_daily|speed_daily|{day,city}|{"note": "speed", "amount": "max", "orders": "public.sl_total"}|{d,c,n,amt,remark}},
+	  . q{daily|public.batch_daily|public.speed_daily|{day,city}|{"note": "speed", "amount": "max", "orders": "public.sl_total"}|{d,c,n,amt,remark}},
 	'the original database has both definitions');
 my $orig_config = $node->safe_psql('orig', $config_sql);
 my $orig_contents = $node->safe_psql('orig', $contents_sql);
@@ -102,7 +102,7 @@ SELECT * FROM serving_layer_refresh('"Sales"."by city"');
 RESET ROLE;
 SELECT * FROM serving_layer_refresh('daily');};
 my $refresh_result =
-  qq{"Sales"."by city"|2|4|4|ok\ndaily|3|4|5|ok};
+  qq{"Sales"."by city"|2|4|4|ok||\ndaily|3|4|5|ok||};
 
 # Check a restored database against the original.
 sub check_restored
@@ -184,47 +184,53 @@ $node->command_checks_all(
 	0, [qr//], [qr/^$/], 'psql -f of the plain dump into a new database');
 check_restored('restored_plain', 'plain dump');
 
-# A dump taken at version 1.0 restores at the default version: pg_dump does
+# A dump taken at version 1.1 restores at the default version: pg_dump does
 # not record the version, so CREATE EXTENSION makes the current one, and the
-# 1.0 definitions load into its configuration table.
+# 1.1 definitions (layers as regclass, which pg_dump writes schema-qualified)
+# load into its configuration table, where the layers are names.  The
+# library works with the objects of 1.2 only, so the definition is written
+# here as 1.1's functions wrote it.
 $node->safe_psql('postgres', 'CREATE DATABASE old');
 $node->safe_psql(
 	'old', q{
-CREATE EXTENSION serving_layer VERSION '1.0';
+CREATE EXTENSION serving_layer VERSION '1.1';
 CREATE TABLE b (city text, n bigint);
 CREATE TABLE s (city text, n bigint);
 INSERT INTO b VALUES ('Lyon', 1);
 INSERT INTO s VALUES ('Lyon', 2), ('Nice', 3);
-SELECT serving_layer_define('"Old Serving"', 'b', 's', merge => '{"n": "max"}');
-SELECT serving_layer_refresh();
+INSERT INTO serving_layer_config (target, target_schema, target_name, batch,
+	speed, key, merge, speed_columns, definer)
+VALUES ('"Old Serving"', 'public', 'Old Serving', 'b', 's', '{city}',
+		'{"n": "max"}', '{city,n}', current_user::regrole);
 });
-my $old_definitions = $node->safe_psql('old', $definitions_sql);
+my $old_definitions =
+  qq{"Old Serving"|public.b|public.s|{city}|{"n": "max"}|{city,n}};
 my $olddump = "$tempdir/old.dump";
 $node->command_checks_all(
 	[ 'pg_dump', '-Fc', '-f', $olddump, '-d', $node->connstr('old') ],
-	0, [qr/^$/], [qr/^$/], 'pg_dump -Fc of a database at version 1.0');
+	0, [qr/^$/], [qr/^$/], 'pg_dump -Fc of a database at version 1.1');
 $node->safe_psql('postgres', 'CREATE DATABASE old_restored');
 $node->command_checks_all(
 	[
 		'pg_restore', '--exit-on-error', '-d', $node->connstr('old_restored'),
 		$olddump
 	],
-	0, [qr/^$/], [qr/^$/], 'pg_restore of the 1.0 dump');
+	0, [qr/^$/], [qr/^$/], 'pg_restore of the 1.1 dump');
 is( $node->safe_psql(
 		'old_restored', q{
 SELECT e.extversion = a.default_version
 FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname
 WHERE e.extname = 'serving_layer'}),
-	't', '1.0 dump: restored at the default version');
+	't', '1.1 dump: restored at the default version');
 is($node->safe_psql('old_restored', $definitions_sql),
-	$old_definitions, '1.0 dump: the definitions are identical');
+	$old_definitions, '1.1 dump: the definitions are identical');
 $node->safe_psql('old_restored', q{INSERT INTO s VALUES ('Lyon', 5)});
 is($node->safe_psql('old_restored', 'SELECT * FROM serving_layer_refresh()'),
-	'"Old Serving"|1|3|2|ok', '1.0 dump: the next refresh works');
+	'"Old Serving"|1|3|2|ok||', '1.1 dump: the next refresh works');
 is( $node->safe_psql(
 		'old_restored',
 		'SELECT string_agg(t::text, \' \' ORDER BY t::text COLLATE "C") FROM "Old Serving" t'),
-	'(Lyon,5) (Nice,3)', '1.0 dump: the next refresh gives the expected contents');
+	'(Lyon,5) (Nice,3)', '1.1 dump: the next refresh gives the expected contents');
 
 # And the original, refreshed the same way, gives the same contents.
 $node->safe_psql('orig', $more_rows);

@@ -109,7 +109,7 @@ sub check_phases
 # Off by default: no INFO at all.
 my ($out, @info) = run_sql(q{SELECT * FROM serving_layer_refresh('serving')},
 	'verbose off');
-is($out, 'serving|4|2|5|ok', 'verbose off: the refresh works');
+is($out, 'serving|4|2|5|ok||', 'verbose off: the refresh works');
 is(scalar(@info), 0, 'verbose off: no INFO line');
 is($node->safe_psql('postgres', 'LOAD \'serving_layer\'; SHOW serving_layer."verbose"'),
 	'off', 'serving_layer.verbose is off by default');
@@ -118,7 +118,7 @@ is($node->safe_psql('postgres', 'LOAD \'serving_layer\'; SHOW serving_layer."ver
 ($out, @info) = run_sql(
 	q{SET serving_layer."verbose" = on;
 SELECT * FROM serving_layer_refresh('serving')}, 'one target');
-is($out, 'serving|4|2|5|ok', 'one target: the refresh works');
+is($out, 'serving|4|2|5|ok||', 'one target: the refresh works');
 is(scalar(@info), 5, 'one target: five INFO lines');
 check_phases('one target', 'serving', '4|2|5', 2, 'in C', @info);
 
@@ -127,7 +127,7 @@ check_phases('one target', 'serving', '4|2|5', 2, 'in C', @info);
 ($out, @info) = run_sql(
 	q{SET serving_layer."verbose" = on;
 SELECT * FROM serving_layer_refresh()}, 'every target');
-is($out, qq{"Sales"."by city"|4|2|5|ok\nserving|4|2|5|ok},
+is($out, qq{"Sales"."by city"|4|2|5|ok||\nserving|4|2|5|ok||},
 	'every target: both refreshed');
 is(scalar(@info), 10, 'every target: five INFO lines per target');
 check_phases('created target', '"Sales"."by city"', '4|2|5', 0, 'in C', @info);
@@ -141,7 +141,7 @@ $node->safe_psql('postgres', q{INSERT INTO speed VALUES ('f', 1, 1)});
 	q{SELECT set_config('serving_layer.verbose', 'on', false);
 SET client_min_messages = error;
 SELECT * FROM serving_layer_refresh('serving')}, 'set_config');
-is($out, "on\nserving|4|3|6|ok", 'set_config: the refresh works');
+is($out, "on\nserving|4|3|6|ok||", 'set_config: the refresh works');
 check_phases('set_config', 'serving', '4|3|6', 2, 'in C', @info);
 
 # How the rows were merged: a merge the C code does not know (a text
@@ -159,18 +159,18 @@ SELECT serving_layer_define('sums', 'batch2', 'speed2');
 ($out, @info) = run_sql(
 	q{SET serving_layer."verbose" = on;
 SELECT * FROM serving_layer_refresh('notes')}, 'text max');
-is($out, 'notes|1000|500|1000|ok', 'text max: the refresh works');
+is($out, 'notes|1000|500|1000|ok||', 'text max: the refresh works');
 check_phases('text max', 'notes', '1000|500|1000', 0, 'by GROUP BY', @info);
 ($out, @info) = run_sql(
 	q{SET serving_layer."verbose" = on;
 SELECT * FROM serving_layer_refresh('sums')}, 'sums');
-is($out, 'sums|1000|500|1500|ok', 'sums: the refresh works');
+is($out, 'sums|1000|500|1500|ok||', 'sums: the refresh works');
 check_phases('sums', 'sums', '1000|500|1500', 0, 'in C', @info);
 ($out, @info) = run_sql(
 	q{SET serving_layer."verbose" = on;
 SET serving_layer.fast_merge_memory = '64kB';
 SELECT * FROM serving_layer_refresh('sums')}, 'over memory');
-is($out, 'sums|1000|500|1500|ok', 'over memory: the refresh works');
+is($out, 'sums|1000|500|1500|ok||', 'over memory: the refresh works');
 check_phases('over memory', 'sums', '1000|500|1500', 0,
 	'by GROUP BY (over serving_layer.fast_merge_memory)', @info);
 

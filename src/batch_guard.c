@@ -1,0 +1,96 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch_guard.c
+ *	  Refuse to replace a serving table from a half-loaded batch layer.
+ *
+ * Spark's JDBC writer with truncate=true empties the batch table in one
+ * transaction and refills it in others.  A refresh in between would
+ * replace the serving table with a few rows, and dashboards would show
+ * near-zero until the next refresh.  So a refresh whose batch layer has
+ * fewer than serving_layer.min_batch_fraction times the batch rows of the
+ * target's last successful refresh fails before it changes anything; 0
+ * disables the check.  A definition records those rows in its catalog row
+ * (the history's target names are not unique across schemas, and the
+ * history may be pruned); the classic layout, which has no catalog row,
+ * reads them from serving_layer_history.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "batch_guard.h"
+#include "settings.h"
+#include "util.h"
+
+double		sl_min_batch_fraction = 0.5;
+
+/*
+ * last_batch_rows
+ *		The batch rows of the target's last successful refresh, or -1 when
+ *		the history has none.
+ */
+static int64
+last_batch_rows(const char *target)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	int64		result = -1;
+	char	   *sql;
+	int			rc;
+
+	values[0] = CStringGetTextDatum(target);
+	sql = psprintf("SELECT h.batch_rows FROM %s AS h"
+				   " WHERE h.target OPERATOR(pg_catalog.=) $1"
+				   " AND h.status OPERATOR(pg_catalog.=) 'ok'"
+				   " AND h.batch_rows IS NOT NULL"
+				   " ORDER BY h.finished_at DESC LIMIT 1",
+				   sl_qualified("serving_layer_history"));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read serving_layer_history: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1,
+											 &isnull));
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
+ * batch_guard_check
+ *		Raise object_not_in_prerequisite_state when the batch layer the
+ *		refresh read looks half-loaded.
+ */
+void
+batch_guard_check(const Definition *def, int64 batch_rows)
+{
+	const TargetName *target = def->target;
+	int64		last;
+
+	if (sl_min_batch_fraction <= 0.0)
+		return;
+	/* a definition records it; the classic layout has only its history */
+	last = def->batch_name != NULL ? def->last_batch_rows :
+		last_batch_rows(target->display);
+	if (last <= 0 || (double) batch_rows >= sl_min_batch_fraction * (double) last)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("batch layer of serving table \"%s\" looks half-loaded",
+					target->name),
+			 errdetail("The batch layer has %lld rows, fewer than %g times the %lld rows of the last successful refresh, so the serving table was left as it is.",
+					   (long long) batch_rows, sl_min_batch_fraction,
+					   (long long) last),
+			 errhint("Refresh again once the batch job has finished; if the batch layer really is that small now, set serving_layer.min_batch_fraction to 0 for this refresh.")));
+}

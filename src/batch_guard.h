@@ -1,0 +1,17 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch_guard.h
+ *	  Refuse to replace a serving table from a half-loaded batch layer.
+ *
+ * See batch_guard.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SL_BATCH_GUARD_H
+#define SL_BATCH_GUARD_H
+
+#include "definition.h"
+
+extern void batch_guard_check(const Definition *def, int64 batch_rows);
+
+#endif							/* SL_BATCH_GUARD_H */
