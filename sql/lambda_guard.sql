@@ -1,0 +1,100 @@
+--
+-- lambda_guard: a half-loaded batch layer never replaces the serving table
+-- (contract v2).  A refresh whose batch layer has fewer than
+-- serving_layer.min_batch_fraction (default 0.5) times the batch rows of the
+-- target's last successful refresh fails before any change with 55000,
+-- naming both counts, and is recorded in history; 0 disables the check.
+--
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS serving_layer;
+RESET client_min_messages;
+CREATE SCHEMA sl_guard;
+SET search_path = sl_guard, public;
+
+LOAD 'serving_layer';
+SHOW serving_layer.min_batch_fraction;
+
+CREATE TABLE batch (k int, n bigint);
+CREATE TABLE speed (k int, n bigint);
+INSERT INTO batch SELECT g, 1 FROM generate_series(1, 10) g;
+INSERT INTO speed VALUES (1, 100);
+SELECT serving_layer_define('g_serving', 'batch', 'speed', key => '{k}');
+-- the first refresh has nothing to compare with
+SELECT batch_rows, output_rows, status FROM serving_layer_refresh('g_serving');
+
+-- Spark's truncate=true: the table is emptied, then refilled in other
+-- transactions; a refresh in between finds 4 of the 10 rows
+TRUNCATE batch;
+INSERT INTO batch SELECT g, 2 FROM generate_series(1, 4) g;
+SELECT * FROM serving_layer_refresh('g_serving');
+\echo :LAST_ERROR_SQLSTATE
+-- nothing changed, and the failure is in history
+SELECT count(*) AS rows, sum(n) AS total FROM g_serving;
+SELECT status, error FROM serving_layer_history
+WHERE target = 'g_serving' ORDER BY started_at DESC LIMIT 1;
+
+-- exactly half is not fewer than half: accepted
+INSERT INTO batch VALUES (5, 2);
+SELECT batch_rows, output_rows, status FROM serving_layer_refresh('g_serving');
+-- the last successful refresh is now the one to compare with: 2 of 5 fail
+DELETE FROM batch WHERE k > 2;
+\set VERBOSITY terse
+SELECT * FROM serving_layer_refresh('g_serving');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+
+-- 0 disables the check: the batch layer really is that small now
+SET serving_layer.min_batch_fraction = 0;
+SELECT batch_rows, output_rows, status FROM serving_layer_refresh('g_serving');
+RESET serving_layer.min_batch_fraction;
+
+-- an empty batch layer after rows: refused
+TRUNCATE batch;
+\set VERBOSITY terse
+SELECT * FROM serving_layer_refresh('g_serving');
+\echo :LAST_ERROR_SQLSTATE
+
+-- a stricter fraction: 8 of the last 10 rows is too few for 0.9, enough
+-- for the default
+INSERT INTO batch SELECT g, 3 FROM generate_series(1, 10) g;
+SELECT batch_rows, status FROM serving_layer_refresh('g_serving');
+DELETE FROM batch WHERE k > 8;
+SET serving_layer.min_batch_fraction = 0.9;
+SELECT * FROM serving_layer_refresh('g_serving');
+\echo :LAST_ERROR_SQLSTATE
+RESET serving_layer.min_batch_fraction;
+SELECT batch_rows, status FROM serving_layer_refresh('g_serving');
+
+-- the setting is a fraction between 0 and 1
+SET serving_layer.min_batch_fraction = 1.5;
+\echo :LAST_ERROR_SQLSTATE
+SET serving_layer.min_batch_fraction = -0.1;
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+
+-- in a refresh of every target, the refused one fails the whole call and
+-- nothing is swapped in
+CREATE TABLE batch2 (k int, n bigint);
+INSERT INTO batch2 SELECT g, 1 FROM generate_series(1, 4) g;
+SELECT serving_layer_define('g_serving2', 'batch2', 'speed', key => '{k}');
+SELECT status FROM serving_layer_refresh('g_serving2');
+DELETE FROM batch2 WHERE k > 1;
+INSERT INTO speed VALUES (2, 1000);
+\set VERBOSITY terse
+SELECT * FROM serving_layer_refresh();
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+SELECT sum(n) AS serving_total FROM g_serving;
+SELECT sum(n) AS serving2_total FROM g_serving2;
+
+-- the history shows which refreshes were refused
+SELECT target, status, batch_rows, left(error, 5) AS sqlstate
+FROM serving_layer_history WHERE target LIKE 'g\_serving%'
+ORDER BY started_at, target;
+
+SELECT serving_layer_forget(target) FROM serving_layer_definitions
+WHERE target IN ('g_serving', 'g_serving2');
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA sl_guard CASCADE;
+RESET client_min_messages;
