@@ -9,7 +9,9 @@
 # shows what came out: the refresh's row, the ten busiest locations of
 # serving_layer, and how its keys compare with the two layers.  It also checks
 # that serving_layer holds exactly batch + speed summed per location (NULL
-# location included) and exits non-zero if not.  The cluster is removed on exit.
+# location included) and exits non-zero if not.  Then version 2's features on
+# an hourly layout: a time boundary so no hour is counted twice, a live view,
+# a batch table replaced the dbt way.  The cluster is removed on exit.
 #
 #   test/demo.sh
 set -euo pipefail
@@ -17,7 +19,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 fi
 
@@ -115,6 +117,78 @@ BEGIN
 	END IF;
 END $$;
 SELECT 'check: every location of serving_layer is its batch row + its speed row: ok';
+SQL
+heading "6. version 2: an hourly pipeline with a time boundary and a live view"
+# The speed layer still holds hours the batch already counted (09:00, 10:00):
+# with time_column they are counted once.  The live view shows new speed rows
+# at once; the batch job then replaces its table the dbt way and records its
+# boundary, and the next refresh reads the new table.
+demo_psql <<'SQL'
+\pset null '(null)'
+CREATE TABLE tweets_batch (location text, hour timestamptz, tweets bigint);
+CREATE TABLE tweets_speed (location text, hour timestamptz, tweets bigint,
+                           PRIMARY KEY (location, hour));
+SET TimeZone = 'UTC';
+INSERT INTO tweets_batch
+SELECT location, h, (count_id * (1 + extract(hour FROM h)::int % 3)) / 10
+FROM batch_layer, generate_series(timestamptz '2026-01-01 07:00',
+                                  '2026-01-01 10:00', '1 hour') AS h
+WHERE location IS NOT NULL;
+INSERT INTO tweets_speed
+SELECT location, h, "count(id)"
+FROM speed_layer, generate_series(timestamptz '2026-01-01 09:00',
+                                  '2026-01-01 11:00', '1 hour') AS h
+WHERE location IS NOT NULL;
+SELECT serving_layer_define('tweets_hourly', 'tweets_batch', 'tweets_speed',
+                            key => '{location,hour}', time_column => 'hour',
+                            live_view => 'tweets_live');
+SELECT target, batch_rows, speed_rows, output_rows, status, boundary
+FROM serving_layer_refresh('tweets_hourly');
+SELECT format('tweets: %s in the batch + %s in the speed layer after its boundary = %s served (a plain sum of both layers would say %s)',
+              (SELECT sum(tweets) FROM tweets_batch),
+              (SELECT sum(tweets) FROM tweets_speed WHERE hour > '2026-01-01 10:00'),
+              (SELECT sum(tweets) FROM tweets_hourly),
+              (SELECT sum(tweets) FROM tweets_batch) + (SELECT sum(tweets) FROM tweets_speed)) AS "counted once";
+-- the stream goes on (Kafka Connect's upsert); the live view sees it at once
+INSERT INTO tweets_speed VALUES ('London, England', '2026-01-01 11:00', 1000)
+ON CONFLICT (location, hour) DO UPDATE SET tweets = tweets_speed.tweets + excluded.tweets;
+SELECT 'tweets_hourly' AS relation, tweets FROM tweets_hourly
+WHERE location = 'London, England' AND hour = '2026-01-01 11:00'
+UNION ALL
+SELECT 'tweets_live', tweets FROM tweets_live
+WHERE location = 'London, England' AND hour = '2026-01-01 11:00';
+-- the batch job covers 11:00 now: dbt builds the new table and renames it in
+CREATE TABLE tweets_batch__dbt_tmp AS
+SELECT * FROM tweets_batch UNION ALL
+SELECT location, hour, tweets FROM tweets_speed WHERE hour = '2026-01-01 11:00';
+ALTER TABLE tweets_batch RENAME TO tweets_batch__dbt_backup;
+ALTER TABLE tweets_batch__dbt_tmp RENAME TO tweets_batch;
+DROP TABLE tweets_batch__dbt_backup CASCADE;
+SELECT serving_layer_set_boundary('tweets_hourly', '2026-01-01 11:00+00');
+SELECT target, batch_rows, speed_rows, output_rows, status, boundary
+FROM serving_layer_refresh('tweets_hourly');
+SELECT target, batch, time_column, boundary, live_view, mode
+FROM serving_layer_definitions;
+SQL
+demo_psql -t -A <<'SQL'
+DO $$
+DECLARE
+	bad bigint;
+BEGIN
+	SELECT count(*) INTO bad FROM
+		((SELECT * FROM tweets_hourly EXCEPT ALL SELECT * FROM tweets_batch) UNION ALL
+		 (SELECT * FROM tweets_batch EXCEPT ALL SELECT * FROM tweets_hourly)) AS d;
+	IF bad > 0 THEN
+		RAISE EXCEPTION 'tweets_hourly is not the batch that covers every hour: % rows differ', bad;
+	END IF;
+	SELECT count(*) INTO bad FROM
+		((TABLE tweets_live EXCEPT ALL TABLE tweets_hourly) UNION ALL
+		 (TABLE tweets_hourly EXCEPT ALL TABLE tweets_live)) AS d;
+	IF bad > 0 THEN
+		RAISE EXCEPTION 'tweets_live differs from tweets_hourly right after a refresh: % rows', bad;
+	END IF;
+END $$;
+SELECT 'check: every hour counted once, and the live view equals the serving table after the refresh: ok';
 SQL
 echo
 say "done (the throwaway cluster is removed on exit)"
