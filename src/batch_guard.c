@@ -23,6 +23,7 @@
 #include "utils/builtins.h"
 
 #include "batch_guard.h"
+#include "merge_sql.h"
 #include "settings.h"
 #include "util.h"
 
@@ -68,6 +69,18 @@ last_batch_rows(const char *target)
 }
 
 /*
+ * last_refresh_rows
+ *		The batch rows of the target's last successful refresh, or -1: a
+ *		definition records them; the classic layout has only its history.
+ */
+static int64
+last_refresh_rows(const Definition *def)
+{
+	return def->batch_name != NULL ? def->last_batch_rows :
+		last_batch_rows(def->target->display);
+}
+
+/*
  * batch_guard_check
  *		Raise object_not_in_prerequisite_state when the batch layer the
  *		refresh read looks half-loaded.
@@ -80,9 +93,7 @@ batch_guard_check(const Definition *def, int64 batch_rows)
 
 	if (sl_min_batch_fraction <= 0.0)
 		return;
-	/* a definition records it; the classic layout has only its history */
-	last = def->batch_name != NULL ? def->last_batch_rows :
-		last_batch_rows(target->display);
+	last = last_refresh_rows(def);
 	if (last <= 0 || (double) batch_rows >= sl_min_batch_fraction * (double) last)
 		return;
 	ereport(ERROR,
@@ -93,4 +104,38 @@ batch_guard_check(const Definition *def, int64 batch_rows)
 					   (long long) batch_rows, sl_min_batch_fraction,
 					   (long long) last),
 			 errhint("Refresh again once the batch job has finished; if the batch layer really is that small now, set serving_layer.min_batch_fraction to 0 for this refresh.")));
+}
+
+/*
+ * batch_guard_check_first
+ *		The same check before the merge, for a refresh that changes the
+ *		serving table while it merges (mode 'apply'): the batch rows the
+ *		merge will take are counted first, under the active snapshot.  Only
+ *		when the check applies at all, so a disabled check costs nothing.
+ */
+void
+batch_guard_check_first(const Definition *def, const MergePlan *plan)
+{
+	Oid		   *paramtypes;
+	Datum	   *paramvalues;
+	int			nparams;
+	int64		rows = 0;
+	bool		isnull;
+	int			rc;
+
+	if (sl_min_batch_fraction <= 0.0 || last_refresh_rows(def) <= 0)
+		return;
+	nparams = merge_sql_layer_params(plan, false, &paramtypes, &paramvalues);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(psprintf("SELECT pg_catalog.count(*) FROM (%s) AS l",
+										merge_sql_layer(plan, false, true)),
+							   nparams, paramtypes, paramvalues, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not count the rows of the batch layer: %s",
+			 SPI_result_code_string(rc));
+	rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	batch_guard_check(def, rows);
 }
