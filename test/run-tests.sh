@@ -4,11 +4,18 @@
 # Runs every test of serving_layer the same way, on a fresh machine or a
 # developer's: installs what is missing (Debian packages), builds and installs
 # the extension, copies the tree to a temporary folder the unprivileged test
-# user owns, runs the pg_regress tests (sql/) and the isolation tests
-# (test/specs/) on a throwaway cluster, then each TAP test (test/t/*.pl, which
-# make their own clusters), and ends with one line "N passed, N failed".
+# user owns, prints the server's version() line, runs the pg_regress tests
+# (sql/) and the isolation tests (test/specs/) on a throwaway cluster, then
+# each TAP test (test/t/*.pl, which make their own clusters), and ends with
+# one line "N passed, N failed".
 #
-#   test/run-tests.sh [all|regress|isolation|tap]
+#   test/run-tests.sh [--pg N] [all|regress|isolation|tap ...]
+#
+# --pg N tests against PostgreSQL major N (default 15, Debian 12's).  A major
+# this machine has no PostgreSQL for and Debian 12 has no packages for (17,
+# 18) is tested inside a chroot of the Debian release that ships it, made
+# once under /var/tmp (test/lib/chroot.sh): the tree is copied there, built,
+# installed and tested by this same script, run inside the chroot.
 #
 # Exit status: 0 only when at least one test ran and none failed.
 # SERVING_LAYER_KEEP=1 keeps the copied tree (results, logs) for inspection.
@@ -16,17 +23,48 @@
 set -euo pipefail
 # shellcheck source=lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/chroot.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/chroot.sh"
 
-SUITES=(regress isolation tap)
-case "${1:-all}" in
-all) ;;
-regress | isolation | tap) SUITES=("$1") ;;
--h | --help)
-	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
-	exit 0
-	;;
-*) die "unknown suite '$1' (use one of: all, regress, isolation, tap)" ;;
-esac
+SUITES=()
+major=15
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--pg)
+		[ $# -ge 2 ] || die "--pg needs a major version (15, 17, 18)"
+		major=$2
+		shift
+		;;
+	--pg=*) major=${1#--pg=} ;;
+	all) SUITES+=(regress isolation tap) ;;
+	regress | isolation | tap) SUITES+=("$1") ;;
+	-h | --help)
+		sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*) die "unknown argument '$1' (use: [--pg N] [all|regress|isolation|tap ...])" ;;
+	esac
+	shift
+done
+[[ "$major" =~ ^[0-9]+$ ]] || die "--pg needs a major version number, not '$major'"
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(regress isolation tap)
+# each suite once, in the order they run
+wanted=" ${SUITES[*]} "
+SUITES=()
+for s in regress isolation tap; do
+	[[ "$wanted" == *" $s "* ]] && SUITES+=("$s")
+done
+sl_select_major "$major"
+
+# A major without its own PostgreSQL here, which a Debian chroot provides:
+# run this script inside that chroot (it ends with the closing line).
+if [ ! -x "$PG_CONFIG" ] && sl_chroot_suite "$major" >/dev/null; then
+	[ -z "${SERVING_LAYER_IN_CHROOT:-}" ] ||
+		die "PostgreSQL $major is missing inside its chroot ($PG_CONFIG)"
+	status=0
+	sl_run_in_chroot "$major" "${SUITES[@]}" || status=$?
+	exit "$status"
+fi
 
 declare -A S_PASS=() S_FAIL=() S_SKIP=() S_NOTE=()
 
@@ -86,9 +124,10 @@ run_pg_suite() {
 	echo
 	echo "======== $suite: $expected test(s) ========"
 	run_make "$WORK/$suite.log" "$@" || status=$?
-	# pg_regress prints "test name ... ok", or "     name ... ok" inside a parallel group.
-	ok=$(grep -cE '^(test | +)[^ ].* \.\.\. ok( |$)' "$WORK/$suite.log" || true)
-	failed=$(grep -cE '^(test | +)[^ ].* \.\.\. (FAILED|failed)' "$WORK/$suite.log" || true)
+	# pg_regress prints "test name ... ok", or "     name ... ok" inside a
+	# parallel group, up to 15; from 16 on "ok 1 - name" or "not ok 1 + name".
+	ok=$(grep -cE '^((test | +)[^ ].* \.\.\. ok( |$)|ok [0-9]+ +[-+] )' "$WORK/$suite.log" || true)
+	failed=$(grep -cE '^((test | +)[^ ].* \.\.\. (FAILED|failed)|not ok [0-9]+ +[-+] )' "$WORK/$suite.log" || true)
 	if ((ok + failed < expected)); then
 		S_NOTE[$suite]="$((expected - ok - failed)) test(s) did not run"
 		failed=$((expected - ok))
@@ -106,6 +145,11 @@ run_pg_suite() {
 	fi
 }
 
+# Print the running server's version() line (which major, which build).
+print_server_version() {
+	echo "server: $(sl_psql -A -t -d postgres -c 'SELECT pg_catalog.version()')"
+}
+
 # Run the regress and isolation suites on one throwaway cluster.
 run_server_suites() {
 	local want_regress=$1 want_iso=$2 nreg niso
@@ -117,6 +161,7 @@ run_server_suites() {
 	((want_iso && niso > 0)) || want_iso=0
 	((want_regress || want_iso)) || return 0
 	start_cluster
+	print_server_version
 	if ((want_regress)); then
 		run_pg_suite regress "$nreg" regression.diffs ISOLATION= TAP_TESTS=
 	fi
@@ -184,6 +229,12 @@ ensure_test_user
 copy_tree
 say "testing a copy of the tree in $TREE as OS user $SL_RUN_USER"
 
+# Without a regress or isolation run, a cluster is started just to say which server this is.
+if ! want regress && ! want isolation; then
+	start_cluster
+	print_server_version
+	stop_cluster
+fi
 run_server_suites "$(want regress && echo 1 || echo 0)" "$(want isolation && echo 1 || echo 0)"
 want tap && run_tap_suite
 

@@ -5,22 +5,46 @@
 # unprivileged OS user for PostgreSQL (initdb refuses to run as root), and run
 # a throwaway cluster in a temporary directory that is removed on every exit
 # path.  Source it; do not run it.  Postgres binaries are always taken from
-# PostgreSQL 15's own bin directory, never from PATH.
+# one PostgreSQL major's own bin directory, never from PATH: 15 (Debian 12's)
+# unless sl_select_major picks another (test/run-tests.sh --pg N).
 #
-# SERVING_LAYER_PG_BINDIR names another bin directory of PostgreSQL 15, for
+# SERVING_LAYER_PG_BINDIR names another bin directory of that major, for
 # instance a private copy of /usr/lib/postgresql/15 and /usr/share/postgresql/15
 # (PostgreSQL finds its share and lib directories relative to its binaries),
-# so that two checkouts can build, install and test side by side.
+# so that two checkouts can build, install and test side by side.  It is
+# ignored for a major its pg_config does not report.
 
-PG_BINDIR=${SERVING_LAYER_PG_BINDIR:-/usr/lib/postgresql/15/bin}
-PG_CONFIG=$PG_BINDIR/pg_config
-export PG_CONFIG
 # The source tree: the folder above test/.
 SL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SL_TEST_USER=serving_layer
-SL_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib
-	postgresql-15-cron postgresql-15-hll libipc-run-perl perl make gcc
-	build-essential)
+
+# Print the major of the PostgreSQL whose pg_config is $1 (nothing if none).
+pg_config_major() {
+	[ -x "$1" ] || return 0
+	"$1" --version 2>/dev/null | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p'
+}
+
+# Use PostgreSQL major $1: sets SL_PG_MAJOR, PG_BINDIR, PG_CONFIG (exported),
+# and the Debian packages the tests need (SL_PACKAGES) or use when the
+# release has them (SL_OPTIONAL_PACKAGES: pg_cron and hll, whose tests then
+# fail or say skipped, with the reason).
+sl_select_major() {
+	local major
+	SL_PG_MAJOR=$1
+	PG_BINDIR=/usr/lib/postgresql/$SL_PG_MAJOR/bin
+	if [ -n "${SERVING_LAYER_PG_BINDIR:-}" ]; then
+		major=$(pg_config_major "$SERVING_LAYER_PG_BINDIR/pg_config")
+		if [ -z "$major" ] || [ "$major" = "$SL_PG_MAJOR" ]; then
+			PG_BINDIR=$SERVING_LAYER_PG_BINDIR
+		fi
+	fi
+	PG_CONFIG=$PG_BINDIR/pg_config
+	export PG_CONFIG
+	SL_PACKAGES=("postgresql-$SL_PG_MAJOR" "postgresql-server-dev-$SL_PG_MAJOR"
+		libipc-run-perl perl make gcc libc6-dev)
+	SL_OPTIONAL_PACKAGES=("postgresql-$SL_PG_MAJOR-cron" "postgresql-$SL_PG_MAJOR-hll")
+}
+sl_select_major 15
 
 # Print a message prefixed with the script's name.
 say() { printf '%s: %s\n' "$(basename "$0")" "$*"; }
@@ -59,31 +83,52 @@ trap 'exit 143' TERM
 
 # --- packages ---------------------------------------------------------------
 
-# Install the missing Debian packages (dpkg-query first, so a second run never calls apt).
+# True when Debian package $1 is installed.
+package_installed() {
+	[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+# Install the missing Debian packages (dpkg-query first, so a second run
+# never calls apt).  An optional package is installed when apt knows it; a
+# release without it gets a note, and the tests needing it say so.
 ensure_packages() {
-	local p missing=()
+	local p missing=() optional=()
 	for p in "${SL_PACKAGES[@]}"; do
-		if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+		package_installed "$p" || missing+=("$p")
+	done
+	for p in "${SL_OPTIONAL_PACKAGES[@]}"; do
+		package_installed "$p" || optional+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && return 0
+	if ! is_root; then
+		[ ${#missing[@]} -eq 0 ] && return 0
+		die "missing packages: ${missing[*]}
+  install them as root, then run this again:
+    sudo apt-get update && sudo apt-get install -y ${missing[*]} ${optional[*]}"
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	if [ ${#missing[@]} -gt 0 ]; then
+		say "installing missing packages: ${missing[*]}"
+		apt-get -o DPkg::Lock::Timeout=600 update -q ||
+			die "apt-get update failed (see above)"
+	fi
+	for p in "${optional[@]}"; do
+		if apt-cache show "$p" >/dev/null 2>&1; then
 			missing+=("$p")
+		else
+			say "note: no package $p here: the tests that need it will fail or say skipped"
 		fi
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
-	if ! is_root; then
-		die "missing packages: ${missing[*]}
-  install them as root, then run this again:
-    sudo apt-get update && sudo apt-get install -y ${missing[*]}"
-	fi
-	say "installing missing packages: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q || die "apt-get update failed (see above)"
-	apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null ||
+	apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
+		"${missing[@]}" </dev/null ||
 		die "apt-get install ${missing[*]} failed (see above)"
 	[ -x "$PG_CONFIG" ] || die "$PG_CONFIG is still missing after the install"
 }
 
 # --- build -----------------------------------------------------------------
 
-# Build the extension in $SL_ROOT and install it into PostgreSQL 15 (COPT is passed through).
+# Build the extension in $SL_ROOT and install it into the selected PostgreSQL (COPT is passed through).
 build_and_install() {
 	local copt=() jobs
 	[ -n "${COPT:-}" ] && copt=("COPT=$COPT")
@@ -126,7 +171,7 @@ ensure_test_user() {
 	SL_RUN_USER=$SL_TEST_USER
 }
 
-# Run a command as $SL_RUN_USER with PostgreSQL 15's bin directory first on PATH.
+# Run a command as $SL_RUN_USER with the selected PostgreSQL's bin directory first on PATH.
 as_test_user() {
 	local path="$PG_BINDIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	if is_root; then
@@ -232,5 +277,5 @@ stop_cluster() {
 	SL_CLUSTER_DIR=
 }
 
-# Run psql (PostgreSQL 15's, no ~/.psqlrc, stop on the first error) against the cluster.
+# Run psql (the selected major's, no ~/.psqlrc, stop on the first error) against the cluster.
 sl_psql() { "$PG_BINDIR/psql" -X -v ON_ERROR_STOP=1 "$@"; }
