@@ -44,13 +44,21 @@ CREATE TEMP VIEW sl_relations AS
 		AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 		AND e.extname = 'serving_layer';
 -- every other kind of member (there is none besides functions and relations;
--- an index or a type would show here)
+-- an index or a type would show here).  The types made implicitly with a
+-- relation or type (a relation's rowtype, an array type) are members too
+-- from PostgreSQL 17 on and are left out, so every major shows the same.
 CREATE TEMP VIEW sl_other_members AS
 	SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS object
 	FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
 	WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 		AND e.extname = 'serving_layer'
-		AND d.classid NOT IN ('pg_proc'::regclass, 'pg_class'::regclass);
+		AND d.classid NOT IN ('pg_proc'::regclass, 'pg_class'::regclass)
+		AND NOT EXISTS (SELECT FROM pg_type t
+						WHERE d.classid = 'pg_type'::regclass
+							AND t.oid OPERATOR(pg_catalog.=) d.objid
+							AND (t.typrelid OPERATOR(pg_catalog.<>) 0
+								 OR EXISTS (SELECT FROM pg_type el
+											WHERE el.typarray OPERATOR(pg_catalog.=) t.oid)));
 
 --
 -- Version 1.0

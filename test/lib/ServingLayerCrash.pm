@@ -350,12 +350,13 @@ sub sl_finish_killed
 }
 
 # After SIGKILL of a backend: wait for the postmaster to reinitialize and to
-# accept connections again.
+# accept connections again.  The postmaster names the process "server
+# process" up to PostgreSQL 17 and by its type ("client backend") from 18 on.
 sub sl_wait_for_restart
 {
 	my ($node, $offset, $pid) = @_;
 	$node->wait_for_log(
-		qr/server process \(PID $pid\) was terminated by signal 9.*all server processes terminated; reinitializing.*database system is ready to accept connections/s,
+		qr/(?:server process|client backend) \(PID $pid\) was terminated by signal 9.*all server processes terminated; reinitializing.*database system is ready to accept connections/s,
 		$offset);
 	ok($node->poll_query_until('postgres', 'SELECT true'), 'server restarted after the crash');
 	return;
