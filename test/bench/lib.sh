@@ -2,7 +2,8 @@
 # shellcheck shell=bash disable=SC2034
 #
 # Shared bash functions for the benchmark scripts (speed.sh, readers.sh):
-# a throwaway PostgreSQL 15 cluster tuned and described for benchmarking,
+# a throwaway PostgreSQL cluster (15, or the major given with --pg) tuned
+# and described for benchmarking,
 # a description of the machine, timing and median helpers.  Source it; do not
 # run it.  It builds on test/lib/common.sh (cleanup on exit, running as an
 # unprivileged OS user, psql); the cluster itself is started here because a
@@ -16,6 +17,8 @@
 
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source=../lib/chroot.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/chroot.sh"
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_OUT=$BENCH_DIR/out
@@ -198,4 +201,35 @@ ensure_gnuplot() {
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 				gnuplot-nox </dev/null >/dev/null 2>&1
 	} || { say "could not install gnuplot-nox: no plot"; return 1; }
+}
+
+# Benchmark PostgreSQL major $1 (a script's --pg N).  Where this machine has
+# no PostgreSQL $1 but a Debian chroot provides it (test/lib/chroot.sh, as
+# test/run-tests.sh --pg does), build and install the extension in a copy
+# of the tree inside the chroot, run the benchmark script $2 there with the
+# remaining arguments, copy its results to test/bench/out/pg$1/ and exit
+# with its status.  Otherwise just select that major and return.
+bench_use_major() {
+	local major=$1 script=$2 status=0
+	shift 2
+	sl_select_major "$major"
+	if [ -x "$PG_CONFIG" ] || ! sl_chroot_suite "$major" >/dev/null; then
+		return 0
+	fi
+	[ -z "${SERVING_LAYER_IN_CHROOT:-}" ] ||
+		die "PostgreSQL $major is missing inside its chroot ($PG_CONFIG)"
+	sl_chroot_copy_tree "$major" || die "the chroot for PostgreSQL $major could not be made"
+	say "benchmarking PostgreSQL $major inside the chroot $SL_CHROOT"
+	# shellcheck disable=SC2016  # expanded by the shell inside the chroot
+	sl_chroot_exec "$SL_CHROOT" --env SERVING_LAYER_IN_CHROOT=1 \
+		--env "BENCH_PORT=$BENCH_PORT" --env "SEED_TIMEOUT=${SEED_TIMEOUT:-300}" \
+		--env "BENCH_EXTRA_SETTINGS=${BENCH_EXTRA_SETTINGS:-}" \
+		bash -c 'cd "$1" && pgc=/usr/lib/postgresql/$3/bin/pg_config &&
+			make -s -j2 PG_CONFIG="$pgc" >/dev/null && make -s PG_CONFIG="$pgc" install >/dev/null &&
+			exec bash "test/bench/$2" --pg "$3" "${@:4}"' \
+		sl-bench "$SL_CHROOT_COPY" "$script" "$major" "$@" </dev/null || status=$?
+	mkdir -p "$BENCH_OUT/pg$major"
+	cp -a "$SL_CHROOT$SL_CHROOT_COPY/test/bench/out/." "$BENCH_OUT/pg$major/" 2>/dev/null || true
+	say "results of PostgreSQL $major copied to $BENCH_OUT/pg$major/"
+	exit "$status"
 }

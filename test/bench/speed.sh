@@ -30,9 +30,12 @@
 # size, 10 % speed).  Raw results, the report and speed.png go to
 # test/bench/out/.
 #
-#   test/bench/speed.sh [--quick | --big] [--runs N] [--sizes "N ..."]
+#   test/bench/speed.sh [--pg N] [--quick | --big] [--runs N] [--sizes "N ..."]
 #       [--speeds "P ..."] [--methods "a b c d e f g"] [--small-mem 16MB]
 #       [--check-all] [--no-extras]
+# --pg N benchmarks PostgreSQL N (default 15); 17 and 18 run inside the
+# Debian chroots test/run-tests.sh --pg uses, which build and install the
+# extension there; their results are copied to test/bench/out/pgN/.
 # --check-all checks the output of (d) and (g) at every N, not only the
 # smallest; --no-extras skips the work_mem runs and the auto_explain run.
 # BENCH_EXTRA_SETTINGS adds server settings (e.g. "maintenance_work_mem =
@@ -54,7 +57,15 @@ METHODS=(a b c d e)
 SMALL_MEM=16MB
 CHECK_ALL=0
 EXTRAS=1
+PG_MAJOR_ARG=15
+ARGS=()
 while [ $# -gt 0 ]; do
+	# every argument but --pg N is kept for a run inside a chroot
+	case "$1" in
+	--pg) PG_MAJOR_ARG=$2; shift 2; continue ;;
+	--runs | --sizes | --speeds | --methods | --small-mem) ARGS+=("$1" "$2") ;;
+	*) ARGS+=("$1") ;;
+	esac
 	case "$1" in
 	--quick) SIZES=(100000 300000) MODE=quick ;;
 	--big) SIZES=(1000000 5000000 10000000) MODE=big ;;
@@ -65,11 +76,13 @@ while [ $# -gt 0 ]; do
 	--small-mem) SMALL_MEM=$2; shift ;;
 	--check-all) CHECK_ALL=1 ;;
 	--no-extras) EXTRAS=0 ;;
-	-h | --help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
 	shift
 done
+# --pg N: PostgreSQL N here, or this script again inside its chroot
+bench_use_major "$PG_MAJOR_ARG" speed.sh "${ARGS[@]}"
 declare -A MNAME=([a]="floor" [b]="floor+index" [c]="seed" [d]="refresh" [e]="refresh+index"
 	[f]="floor of both" [g]="refresh $SMALL_MEM")
 has_method() { [[ " ${METHODS[*]} " == *" $1 "* ]]; }
@@ -565,7 +578,7 @@ if ensure_gnuplot; then
 	{
 		echo "set terminal pngcairo noenhanced size 1500,560 font 'sans,11'"
 		echo "set output '$BENCH_OUT/speed.png'"
-		echo "set multiplot layout 1,${#SPEEDS[@]} title 'serving_layer refresh vs floors: median seconds against batch keys N ($(nproc) cores, PostgreSQL 15; seed points missing where cut off at $SEED_TIMEOUT s)'"
+		echo "set multiplot layout 1,${#SPEEDS[@]} title 'serving_layer refresh vs floors: median seconds against batch keys N ($(nproc) cores, PostgreSQL $SL_PG_MAJOR; seed points missing where cut off at $SEED_TIMEOUT s)'"
 		echo "set xlabel 'batch keys N (millions)'"
 		echo "set ylabel 'seconds'"
 		echo "set key top left Left reverse samplen 2 font ',9' opaque box"

@@ -17,6 +17,11 @@
 # SERVING_LAYER_CHROOT_BASE overrides the folder the chroots live in.
 
 SL_CHROOT_BASE=${SERVING_LAYER_CHROOT_BASE:-/var/tmp}
+# Raised when what ensure_chroot installs changes, so that chroots made
+# before get the new packages on their next use.
+SL_CHROOT_RECIPE=2
+# Installed besides the major's packages: ps for the benchmarks.
+SL_CHROOT_EXTRA_PACKAGES=(procps)
 
 # Print the Debian suite that ships PostgreSQL major $1, or fail.
 sl_chroot_suite() {
@@ -86,7 +91,8 @@ ensure_chroot() {
 	SL_CHROOT=$dir
 	exec 9>"$dir.lock"
 	flock 9
-	if [ -f "$marker" ] && grep -qx "postgresql-$major" "$marker"; then
+	if [ -f "$marker" ] && grep -qx "postgresql-$major" "$marker" &&
+		grep -qx "recipe $SL_CHROOT_RECIPE" "$marker"; then
 		flock -u 9
 		say "reusing the $suite chroot in $dir"
 		return 0
@@ -132,10 +138,11 @@ ensure_chroot() {
 		fi
 	done
 	sl_chroot_exec "$dir" apt-get install -y -q --no-install-recommends \
-		"${SL_PACKAGES[@]}" "${optional[@]}" </dev/null ||
+		"${SL_PACKAGES[@]}" "${SL_CHROOT_EXTRA_PACKAGES[@]}" "${optional[@]}" </dev/null ||
 		die "apt-get install failed in the $suite chroot (see above)"
 	sl_chroot_exec "$dir" apt-get clean || true
 	{
+		echo "recipe $SL_CHROOT_RECIPE"
 		echo "postgresql-$major"
 		printf '%s\n' "${optional[@]}"
 	} >>"$marker"
