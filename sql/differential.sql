@@ -48,7 +48,8 @@
 -- first failures with a script reproducing each (no rows when all is
 -- well).  sl_diff.shapes says what each layout was made of; to debug, run
 -- this file without its clean-up and query sl_diff.failures and
--- sl_diff.shapes.
+-- sl_diff.shapes.  differential_apply.sql runs it all again with every
+-- definition in mode 'apply' (setting sl_diff.mode).
 --
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS serving_layer;
@@ -821,6 +822,10 @@ BEGIN
 	IF explicit_sc THEN
 		st := st || format(', speed_columns => ARRAY[%s]::text[]',
 			(SELECT string_agg(quote_literal(x), ', ') FROM unnest(sname) x));
+	END IF;
+	-- the refresh mode, when the file that includes this one sets it
+	IF coalesce(current_setting('sl_diff.mode', true), '') <> '' THEN
+		st := st || format(', mode => %L', current_setting('sl_diff.mode'));
 	END IF;
 	st := st || ')';
 	setup := setup || st;

@@ -79,6 +79,7 @@ typedef struct ServingRow
 	uint64		imagehash;
 	ItemPointerData tid;
 	bool		matched;		/* a new row matched it (step 2) */
+	bool		touched;		/* it had an xmax when scanned */
 } ServingRow;
 
 typedef struct ApplyState
@@ -302,6 +303,8 @@ scan_serving(ApplyState *st)
 		r->imagehash = image_hash(st, slot->tts_values, slot->tts_isnull);
 		r->tid = tuple->t_self;
 		r->matched = false;
+		r->touched = !(tuple->t_data->t_infomask & HEAP_XMAX_INVALID) &&
+			TransactionIdIsValid(HeapTupleHeaderGetRawXmax(tuple->t_data));
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextReset(st->rowcxt);
 	}
@@ -386,28 +389,45 @@ apply_insert(ApplyState *st, TupleTableSlot *slot)
 
 /*
  * apply_update
- *		Make the serving row in st->oldslot (fetched by TID) the new row: one
- *		UPDATE, unless its latest version is already that row.
+ *		Make the serving row r (fetched by TID into st->oldslot) the new row:
+ *		one UPDATE, unless it already is that row.  A row another
+ *		transaction touched is locked first and its latest version used; if
+ *		it was deleted meanwhile, the new row is inserted.
  */
 static void
-apply_update(ApplyState *st, TupleTableSlot *newslot)
+apply_update(ApplyState *st, ServingRow *r, TupleTableSlot *newslot,
+			 bool same)
 {
 	TupleTableSlot *target = st->oldslot;
 
-	if (touched_by_others(st->oldslot))
+	if (r->touched || touched_by_others(st->oldslot))
 	{
-		if (!lock_latest(st, &st->oldslot->tts_tid))
+		if (!lock_latest(st, &r->tid))
 		{
 			apply_insert(st, newslot);
 			return;
 		}
 		target = st->lockslot;
-		if (same_image(st, target, newslot))
-			return;
+		same = same_image(st, target, newslot);
 	}
+	if (same)
+		return;
 	ExecSimpleRelationUpdate(st->rri, st->estate, &st->epqstate, target,
 							 newslot);
 	st->updated++;
+}
+
+/*
+ * fetch_serving_row
+ *		Fetch the serving row r as our snapshot sees it into st->oldslot.
+ */
+static void
+fetch_serving_row(ApplyState *st, ServingRow *r)
+{
+	if (!table_tuple_fetch_row_version(st->rel, &r->tid, st->snapshot,
+									   st->oldslot))
+		elog(ERROR, "could not fetch a row of serving table \"%s\"",
+			 RelationGetRelationName(st->rel));
 }
 
 /*
@@ -435,17 +455,20 @@ apply_row(TupleTableSlot *slot, void *arg)
 			continue;
 		if (r->imagehash == ih)
 		{
+			/* the same row, unless someone else is changing it */
 			r->matched = true;
+			if (r->touched)
+			{
+				fetch_serving_row(st, r);
+				apply_update(st, r, slot, true);
+			}
 			break;
 		}
-		if (!table_tuple_fetch_row_version(st->rel, &r->tid, st->snapshot,
-										   st->oldslot))
-			elog(ERROR, "could not fetch a row of serving table \"%s\"",
-				 RelationGetRelationName(st->rel));
+		fetch_serving_row(st, r);
 		if (!same_key(st, st->oldslot, slot))
 			continue;
 		r->matched = true;
-		apply_update(st, slot);
+		apply_update(st, r, slot, false);
 		break;
 	}
 	if (st->slots[i] == 0)
@@ -470,11 +493,8 @@ delete_unmatched(ApplyState *st)
 		if (r->matched)
 			continue;
 		CHECK_FOR_INTERRUPTS();
-		if (!table_tuple_fetch_row_version(st->rel, &r->tid, st->snapshot,
-										   st->oldslot))
-			elog(ERROR, "could not fetch a row of serving table \"%s\"",
-				 RelationGetRelationName(st->rel));
-		if (touched_by_others(st->oldslot))
+		fetch_serving_row(st, r);
+		if (r->touched || touched_by_others(st->oldslot))
 		{
 			if (!lock_latest(st, &r->tid))
 				continue;		/* deleted by someone else already */
@@ -535,9 +555,10 @@ end_changes(ApplyState *st)
  *		EXCLUSIVE on it, and nothing stronger is taken.
  */
 BuildResult *
-apply_new_contents(const MergePlan *plan, Oid target_relid,
-				   const char *display)
+apply_new_contents(const Definition *def, const MergePlan *plan,
+				   Oid target_relid)
 {
+	const char *display = def->target->display;
 	BuildResult *result = palloc0(sizeof(BuildResult));
 	ApplyState *st = palloc0(sizeof(ApplyState));
 	TupleDesc	desc;
@@ -590,7 +611,8 @@ apply_new_contents(const MergePlan *plan, Oid target_relid,
 	INSTR_TIME_SET_CURRENT(start);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	begin_changes(st);
-	build_merge_rows(plan, writer_begin_sink(st->rel, apply_row, st), result);
+	build_merge_rows(plan, writer_begin_sink(st->rel, apply_row, st), result,
+					 def);
 	delete_unmatched(st);
 	end_changes(st);
 	PopActiveSnapshot();

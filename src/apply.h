@@ -12,13 +12,14 @@
 #define SERVING_LAYER_APPLY_H
 
 #include "build.h"
+#include "definition.h"
 #include "merge_types.h"
 
 /* apply.c */
 extern void apply_check_keys(const MergePlan *plan, const char *display);
-extern BuildResult *apply_new_contents(const MergePlan *plan,
-									   Oid target_relid,
-									   const char *display);
+extern BuildResult *apply_new_contents(const Definition *def,
+									   const MergePlan *plan,
+									   Oid target_relid);
 
 /* publication.c */
 extern void publication_refuse_swap(Oid relid, Oid namespace,

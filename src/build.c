@@ -44,6 +44,7 @@
 #include "utils/snapmgr.h"
 
 #include "build.h"
+#include "batch_guard.h"
 #include "boundary.h"
 #include "fast_merge_api.h"
 #include "heap_writer.h"
@@ -82,11 +83,13 @@ sql_fill_row(TupleTableSlot *slot, void *arg)
  *		Compute the new contents into writer: in C for the common merges
  *		(fast_merge.c), else with one GROUP BY query (merge_sql.c).  Both
  *		modes use it: 'swap' writes the rows into a new heap, 'apply' hands
- *		them to its comparison (apply.c).
+ *		them to its comparison (apply.c).  With guard_first, the
+ *		half-loaded batch check runs first, under the same snapshot (mode
+ *		'apply' changes the serving table while it merges).
  */
 void
 build_merge_rows(const MergePlan *plan, HeapWriter *writer,
-				 BuildResult *result)
+				 BuildResult *result, const Definition *guard_first)
 {
 	bool		fast = fast_merge_possible(plan);
 
@@ -97,6 +100,8 @@ build_merge_rows(const MergePlan *plan, HeapWriter *writer,
 	PushActiveSnapshot(GetTransactionSnapshot());
 	boundary_derive(plan);
 	result->boundary = boundary_text(plan);
+	if (guard_first != NULL)
+		batch_guard_check_first(guard_first, plan);
 
 	result->merged_by = "in C";
 	if (!fast || !fast_merge(plan, writer, &result->batch_rows,
@@ -302,7 +307,7 @@ build_new_contents(const MergePlan *plan, Oid target_relid,
 									  NoLock);
 	newrel = table_open(result->new_relid, NoLock);
 
-	build_merge_rows(plan, writer_begin(oldrel, newrel), result);
+	build_merge_rows(plan, writer_begin(oldrel, newrel), result, NULL);
 	if (sl_verbose)
 		ereport(INFO,
 				(errmsg("refresh of %s: build: rows read %lld batch + %lld speed, rows written %lld, merged %s, %.1f ms",

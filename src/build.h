@@ -11,6 +11,7 @@
 
 #include "nodes/pg_list.h"
 
+#include "definition.h"
 #include "heap_writer.h"
 #include "merge_types.h"
 #include "utils/relcache.h"
@@ -43,7 +44,8 @@ typedef struct OwnerContext
 extern void build_enter_owner(Relation oldrel, OwnerContext *ctx);
 extern void build_leave_owner(OwnerContext *ctx);
 extern void build_merge_rows(const MergePlan *plan, HeapWriter *writer,
-							 BuildResult *result);
+							 BuildResult *result,
+							 const Definition *guard_first);
 extern BuildResult *build_new_contents(const MergePlan *plan,
 									   Oid target_relid,
 									   const char *display);

@@ -227,9 +227,12 @@ refresh_build(RefreshRun *run, Definition *def)
 	layers_resolve(def);
 	plan = merge_plan_build(def);
 	check_layer_privileges(plan);
-	publication_refuse_swap(target_relid(def->target),
-							target_namespace(def->target),
-							def->target->name);
+	if (def->mode == REFRESH_MODE_SWAP)
+		publication_refuse_swap(target_relid(def->target),
+								target_namespace(def->target),
+								def->target->name);
+	else
+		apply_check_keys(plan, def->target->name);
 	relid = lock_or_create_target(plan, def);
 	if (relid == plan->batch || relid == plan->speed)
 		ereport(ERROR,
@@ -240,7 +243,10 @@ refresh_build(RefreshRun *run, Definition *def)
 	retire_drop_leftovers(relid);
 
 	job->plan = plan;
-	job->result = build_new_contents(plan, relid, def->target->display);
+	if (def->mode == REFRESH_MODE_APPLY)
+		job->result = apply_new_contents(def, plan, relid);
+	else
+		job->result = build_new_contents(plan, relid, def->target->display);
 	batch_guard_check(def, job->result->batch_rows);
 }
 

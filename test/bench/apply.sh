@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# test/bench/apply.sh
+#
+# What does a refresh in mode 'apply' cost, against the size of the change?
+# Starts a throwaway PostgreSQL 15 cluster (lib.sh), builds the classic
+# layout at N batch keys (2M and 5M; --quick: 200k) with a speed layer of
+# 10 % of N rows (half on batch keys, half new keys), no index on the batch,
+# a serving table with a unique btree index on the key, then times, RUNS (3)
+# times each, alternating with the floor:
+#   floor       CREATE TABLE x AS SELECT * FROM batch_layer (plain copy)
+#   apply 1%    the speed rows of 1 % of the keys changed, then an 'apply'
+#               refresh
+#   apply 10%   every speed row changed (10 % of the keys), then 'apply'
+#   apply all   the batch reloaded with new values for every key
+#               (TRUNCATE + INSERT), then 'apply'
+#   swap        a 'swap' refresh of the same change (1 %), for reference
+#   mv conc.    REFRESH MATERIALIZED VIEW CONCURRENTLY of a materialized
+#               view of the same merge (GROUP BY over batch UNION ALL speed,
+#               unique index on the key), after the same 1 % change: the
+#               anchor
+# The changes themselves are not timed; each timed statement runs in a new
+# session after a CHECKPOINT; the serving table is vacuumed (untimed) before
+# each run, and the dead tuples each 'apply' run leaves are counted
+# (pgstattuple) and reported.  The refresh's verbose lines say where its
+# time goes (scan of the serving table; merge and changes).  Raw logs and
+# the report go to test/bench/out/apply/.
+#
+#   test/bench/apply.sh [--quick] [--runs N] [--sizes "N ..."]
+#
+# It assumes the extension is installed (make install).  A default run takes
+# about 15 minutes on 2 cores.  Environment: BENCH_PORT, BENCH_USER (lib.sh).
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SIZES=(2000000 5000000)
+RUNS=3
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) SIZES=(200000) ;;
+	--runs) RUNS=$2; shift ;;
+	--sizes) read -r -a SIZES <<<"$2"; shift ;;
+	-h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown argument '$1'" ;;
+	esac
+	shift
+done
+
+OUT=$BENCH_OUT/apply
+RAW=$OUT/raw
+mkdir -p "$RAW"
+RUNS_TSV=$OUT/runs.tsv
+: >"$RUNS_TSV"
+bench_check_install
+bench_start_cluster
+bq -c 'CREATE EXTENSION pgstattuple' >/dev/null
+
+# The merge a swap or an apply refresh computes, as a materialized view.
+MV_SQL='CREATE MATERIALIZED VIEW mv AS
+	SELECT location, sum(count_id)::bigint AS count_id,
+		   sum(sum_followers_count)::bigint AS sum_followers_count,
+		   sum(sum_favorite_count)::bigint AS sum_favorite_count,
+		   sum(sum_retweet_count)::bigint AS sum_retweet_count
+	FROM (SELECT * FROM batch_layer
+		  UNION ALL SELECT * FROM speed_layer) u
+	GROUP BY location;
+	CREATE UNIQUE INDEX ON mv (location);'
+
+# Build the layers at N keys, both serving tables and the view.
+setup() {
+	local n=$1
+	make_batch "$n" plain
+	make_speed "$n" 10 plain
+	bq <<-SQL >/dev/null
+		SET client_min_messages = warning;
+		DROP MATERIALIZED VIEW IF EXISTS mv;
+		DROP TABLE IF EXISTS s_apply, s_swap;
+		SELECT serving_layer_forget(target) FROM serving_layer_definitions;
+		SELECT serving_layer_define('s_apply', 'batch_layer', 'speed_layer', mode => 'swap');
+		SELECT serving_layer_define('s_swap', 'batch_layer', 'speed_layer', mode => 'swap');
+		SELECT count(*) FROM serving_layer_refresh();
+		CREATE UNIQUE INDEX ON s_apply (location);
+		CREATE UNIQUE INDEX ON s_swap (location);
+		SELECT serving_layer_define('s_apply', 'batch_layer', 'speed_layer', mode => 'apply');
+		$MV_SQL
+		VACUUM ANALYZE s_apply, s_swap, mv;
+	SQL
+}
+
+# The untimed change before a run of scenario $1.
+change_sql() {
+	case "$1" in
+	1pct) echo "UPDATE speed_layer SET \"count(id)\" = \"count(id)\" + 1
+		WHERE (hashtext(location) & 1023) < 102;" ;;
+	10pct) echo 'UPDATE speed_layer SET "count(id)" = "count(id)" + 1;' ;;
+	all) echo "BEGIN; CREATE TEMP TABLE nb AS SELECT location, count_id + 1 AS count_id,
+		sum_followers_count, sum_favorite_count, sum_retweet_count FROM batch_layer;
+		TRUNCATE batch_layer; INSERT INTO batch_layer SELECT * FROM nb; COMMIT;" ;;
+	esac
+}
+
+# Time one run of method $2 (floor, apply, swap, mv) at N=$1 after change $3;
+# append to $RUNS_TSV and print the seconds.
+timed_run() {
+	local n=$1 m=$2 ch=$3 run=$4 f secs dead=- changed=-
+	f=$RAW/${n}_${m}_${ch}_${run}.log
+	if [ "$m" != floor ]; then
+		bq -c "$(change_sql "$ch")" >/dev/null
+		bq -c 'VACUUM speed_layer, batch_layer' >/dev/null
+	fi
+	bq -c 'VACUUM s_apply' -c 'CHECKPOINT' >/dev/null
+	case "$m" in
+	floor) printf '%s\n' '\timing on' 'CREATE TABLE x AS SELECT * FROM batch_layer;' ;;
+	apply) printf '%s\n' 'SET serving_layer."verbose" = on;' '\timing on' \
+		"SELECT changed_rows FROM serving_layer_refresh('s_apply');" ;;
+	swap) printf '%s\n' 'SET serving_layer."verbose" = on;' '\timing on' \
+		"SELECT output_rows FROM serving_layer_refresh('s_swap');" ;;
+	mv) printf '%s\n' '\timing on' 'REFRESH MATERIALIZED VIEW CONCURRENTLY mv;' ;;
+	esac >"$f.sql"
+	"$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 -f "$f.sql" >"$f" 2>&1 ||
+		{ cat "$f" >&2; die "$m failed at N=$n (output above, in $f)"; }
+	secs=$(timing_seconds "$f")
+	case "$m" in
+	floor) bq -c 'DROP TABLE x' >/dev/null ;;
+	apply)
+		changed=$(grep -E '^[0-9]+$' "$f" | head -n1)
+		dead=$(bq -c "SELECT dead_tuple_count FROM pgstattuple('s_apply')")
+		;;
+	esac
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$m" "$ch" "$run" "$secs" "$changed" "$dead" >>"$RUNS_TSV"
+	printf '%s\n' "$secs"
+}
+
+# Median of column $4 (5 = seconds) of method $2 / change $3 at N=$1.
+med() {
+	awk -F'\t' -v n="$1" -v m="$2" -v c="$3" -v col="${4:-5}" \
+		'$1 == n && $2 == m && $3 == c {print $col}' "$RUNS_TSV" | median
+}
+
+for n in "${SIZES[@]}"; do
+	log "N=$(human "$n"): setup"
+	setup "$n"
+	for run in $(seq 1 "$RUNS"); do
+		for ch in 1pct 10pct all; do
+			log "N=$(human "$n") run $run: floor, apply $ch"
+			timed_run "$n" floor - "$run" >/dev/null
+			timed_run "$n" apply "$ch" "$run" >/dev/null
+		done
+		log "N=$(human "$n") run $run: swap, mv (1 %)"
+		timed_run "$n" floor - "$run" >/dev/null
+		timed_run "$n" swap 1pct "$run" >/dev/null
+		timed_run "$n" mv 1pct "$run" >/dev/null
+	done
+	# the apply refresh equals a swap of the same layers
+	same=$(bq -c "SELECT (SELECT count(*) FROM (SELECT * FROM s_apply EXCEPT ALL SELECT * FROM mv) a)
+		+ (SELECT count(*) FROM (SELECT * FROM mv EXCEPT ALL SELECT * FROM s_apply) b)")
+	[ "$same" = 0 ] || die "N=$n: s_apply differs from the merge in $same rows"
+	log "N=$(human "$n"): s_apply equals the merge"
+done
+
+report() {
+	local n floor a1 a10 aall sw mv
+	echo "## Mode 'apply' ($(date -u +%Y-%m-%d\ %H:%M) UTC)"
+	echo
+	bench_machine
+	bench_load_note "at the end"
+	echo
+	echo "Medians of $RUNS runs, seconds; ratios to the plain copy (floor) of the same N."
+	echo "Changed rows and dead tuples left (pgstattuple, after the run) of the 'apply' runs."
+	echo
+	echo "| N | floor (copy) | apply 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | changed 1 % / 10 % / all | dead tuples 1 % / 10 % / all |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	for n in "${SIZES[@]}"; do
+		floor=$(med "$n" floor -)
+		a1=$(med "$n" apply 1pct)
+		a10=$(med "$n" apply 10pct)
+		aall=$(med "$n" apply all)
+		sw=$(med "$n" swap 1pct)
+		mv=$(med "$n" mv 1pct)
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s |\n' \
+			"$(human "$n")" "$floor" "$a1" "$a10" "$aall" "$sw" "$mv" \
+			"$(ratio "$a1" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" \
+			"$(ratio "$sw" "$floor")" "$(ratio "$mv" "$floor")" \
+			"$(med "$n" apply 1pct 6)" "$(med "$n" apply 10pct 6)" "$(med "$n" apply all 6)" \
+			"$(med "$n" apply 1pct 7)" "$(med "$n" apply 10pct 7)" "$(med "$n" apply all 7)"
+	done
+	echo
+	echo "Where an 'apply' refresh's time goes (progress lines of the last run at each N):"
+	echo
+	for n in "${SIZES[@]}"; do
+		for ch in 1pct 10pct all; do
+			echo "- $(human "$n") $ch: $(grep -h -o 'refresh of s_apply: .*' "$RAW/${n}_apply_${ch}_${RUNS}.log" | sed 's/refresh of s_apply: //' | paste -sd ';' -)"
+		done
+	done
+}
+report | tee "$OUT/report.md"

@@ -1,0 +1,169 @@
+# test/t/100_standby.pl
+#
+# A streaming standby (hot standby) and both refresh modes:
+#  - after refreshes in mode 'swap' and in mode 'apply' the standby's serving
+#    tables equal the primary's (a digest of their rows), and amcheck's
+#    bt_index_check and verify_heapam find nothing wrong on the standby;
+#  - while a 20 s query on the standby reads the serving table, other
+#    standby readers of that table never wait more than 1 s during an
+#    'apply' refresh (it takes no lock that the standby replays); during a
+#    'swap' refresh they wait behind the replayed ACCESS EXCLUSIVE lock, for
+#    up to max_standby_streaming_delay (the figure is printed, not bounded);
+#  - serving_layer_refresh() on the standby fails at once with 25006.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', "max_worker_processes = 16\n");
+$primary->start;
+
+$primary->safe_psql('postgres', q{
+	CREATE EXTENSION serving_layer;
+	CREATE EXTENSION amcheck;
+	CREATE TABLE batch (location text, n bigint, m bigint);
+	CREATE TABLE speed (location text, n bigint, m bigint);
+	INSERT INTO batch SELECT 'city-' || i, i, i % 7 FROM generate_series(1, 100000) i;
+	INSERT INTO batch VALUES (NULL, 5, 5), ('dup', 1, 1), ('dup', 2, 2);
+	INSERT INTO speed SELECT 'city-' || (i * 10), 1, 1 FROM generate_series(1, 5000) i;
+	INSERT INTO speed SELECT 'new-' || i, 1, 1 FROM generate_series(1, 5000) i;
+	SELECT serving_layer_define('s_swap', 'batch', 'speed', mode => 'swap');
+	SELECT serving_layer_define('s_apply', 'batch', 'speed', mode => 'apply');
+	SELECT count(*) FROM serving_layer_refresh();
+	CREATE UNIQUE INDEX ON s_swap (location);
+	CREATE UNIQUE INDEX ON s_apply (location);
+	CREATE INDEX ON s_apply (n);
+});
+
+$primary->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'b', has_streaming => 1);
+$standby->append_conf('postgresql.conf', "max_standby_streaming_delay = 30s\n");
+$standby->start;
+
+my $digest = q{SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY location))
+	FROM %s t};
+
+# the standby equals the primary and amcheck is clean there
+sub check_standby
+{
+	my ($label) = @_;
+
+	$primary->wait_for_catchup($standby, 'replay');
+	for my $t ('s_swap', 's_apply')
+	{
+		my $sql = sprintf($digest, $t);
+
+		is($standby->safe_psql('postgres', $sql), $primary->safe_psql('postgres', $sql),
+			"$label: $t on the standby equals the primary");
+		is($standby->safe_psql('postgres', qq{
+			SELECT count(bt_index_check(indexrelid, true))
+			FROM pg_index WHERE indrelid = '$t'::regclass}),
+			$t eq 's_apply' ? '2' : '1', "$label: bt_index_check of the indexes of $t on the standby");
+		is($standby->safe_psql('postgres', "SELECT count(*) FROM verify_heapam('$t')"),
+			'0', "$label: verify_heapam of $t on the standby finds nothing");
+	}
+	is($primary->safe_psql('postgres', sprintf($digest, 's_apply')),
+		$primary->safe_psql('postgres', sprintf($digest, 's_swap')),
+		"$label: both modes made the same rows");
+}
+
+check_standby('first refresh');
+
+# changes of every kind: a key changed in the batch, a key gone, a new key,
+# duplicates resolved, speed rows changed
+$primary->safe_psql('postgres', q{
+	UPDATE batch SET n = n + 1 WHERE location IN ('city-1', 'city-2');
+	DELETE FROM batch WHERE location = 'city-3';
+	DELETE FROM batch WHERE location = 'dup' AND n = 2;
+	INSERT INTO batch VALUES ('brand-new', 1, 1);
+	UPDATE speed SET n = n + 10 WHERE location LIKE 'new-1%';
+	DELETE FROM speed WHERE location = 'new-2';
+});
+my $res = $primary->safe_psql('postgres', q{
+	SELECT target, status, changed_rows FROM serving_layer_refresh() ORDER BY target});
+is($res, "s_apply|ok|1117\ns_swap|ok|", 'apply changed exactly the rows that differ');
+check_standby('second refresh');
+
+# a refresh in which nothing changed changes nothing in mode 'apply'
+$res = $primary->safe_psql('postgres',
+	q{SELECT changed_rows FROM serving_layer_refresh('s_apply')});
+is($res, '0', 'an unchanged refresh changes no row');
+
+# Readers of the standby while a 20 s query holds the table there and the
+# primary refreshes it: the longest wait of a reader, in seconds.
+sub standby_reader_wait
+{
+	my ($table) = @_;
+	my $long = $standby->background_psql('postgres');
+
+	$long->query_until(qr/started/, qq{\\echo started
+SELECT pg_sleep(20) FROM $table LIMIT 1;
+});
+	usleep(500_000);
+	$primary->safe_psql('postgres', qq{
+		UPDATE speed SET m = m + 1 WHERE location = 'city-10';
+		SELECT count(*) FROM serving_layer_refresh('$table');
+	});
+	my $target_lsn = $primary->lsn('insert');
+	my $worst = 0;
+	my $deadline = time + 40;
+	my $replayed_at;
+
+	# probe until the refresh has been replayed, and one second more
+	while (time < $deadline)
+	{
+		my $t0 = time;
+		$standby->safe_psql('postgres',
+			"SELECT count(*) FROM $table WHERE location = 'city-10'");
+		my $wait = time - $t0;
+		$worst = $wait if $wait > $worst;
+		if (!defined $replayed_at &&
+			$standby->safe_psql('postgres',
+				"SELECT pg_last_wal_replay_lsn() >= '$target_lsn'::pg_lsn") eq 't')
+		{
+			$replayed_at = time;
+		}
+		last if defined $replayed_at && time > $replayed_at + 1;
+		usleep(50_000);
+	}
+	ok(defined $replayed_at, "the refresh of $table was replayed on the standby");
+	$long->quit;
+	return $worst;
+}
+
+my $apply_wait = standby_reader_wait('s_apply');
+my $swap_wait = standby_reader_wait('s_swap');
+diag(sprintf("longest standby reader wait during a refresh with a 20 s standby query: "
+	. "apply %.3f s, swap %.3f s", $apply_wait, $swap_wait));
+cmp_ok($apply_wait, '<', 1.0, "standby readers never wait 1 s during an 'apply' refresh");
+cmp_ok($swap_wait, '>', 1.0,
+	"standby readers wait behind a 'swap' refresh (the case mode 'apply' avoids)");
+$primary->safe_psql('postgres', 'SELECT count(*) FROM serving_layer_refresh()');
+check_standby('after the reader runs');
+
+# a refresh on the standby fails at once, leaving nothing behind
+my $t0 = time;
+my ($ret, $out, $err) = $standby->psql('postgres',
+	q{SELECT * FROM serving_layer_refresh('s_apply')});
+my $refused_after = time - $t0;
+like($err, qr/read-only|recovery/, 'a refresh on the standby is refused');
+like($err, qr/25006|read-only/, 'with read_only_sql_transaction');
+diag(sprintf("a refresh on the standby was refused after %.3f s", $refused_after));
+TODO:
+{
+	local $TODO = 'the read-only check before any work is the architecture issue (9)';
+	cmp_ok($refused_after, '<', 2, 'a refresh on the standby is refused at once');
+}
+is($standby->safe_psql('postgres',
+	q{SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'serving_layer%'}),
+	'0', 'no worker was left on the standby');
+
+$standby->stop;
+$primary->stop;
+done_testing();
