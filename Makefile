@@ -33,6 +33,7 @@ OBJS = \
 	src/query_rows.o \
 	src/refresh.o \
 	src/retire.o \
+	src/spill.o \
 	src/swap.o \
 	src/target.o \
 	src/util.o

@@ -3,7 +3,9 @@
 --	  Differential test of serving_layer_refresh() against a reference
 --	  computed in plain SQL.
 --
--- From a fixed seed, 1,000 random layouts are generated.  Each one gets a
+-- From a fixed seed, 1,000 random layouts are generated (and run twice: with
+-- the default serving_layer.fast_merge_memory and with 8kB, on which the C
+-- merge spills to temporary files).  Each one gets a
 -- batch table of random shape: 1 to 3 key columns (text, text COLLATE "C",
 -- varchar(n), char(n), date, boolean, or integer named in "key"), 0 to 4
 -- measures (smallint, integer, bigint, numeric, numeric(p,s), real, double
@@ -1127,6 +1129,22 @@ BEGIN
 		END IF;
 	END LOOP;
 END $$;
+
+-- The same 1,000 layouts again with serving_layer.fast_merge_memory at its
+-- smallest, 8kB: every layout the C merge takes spills its layers to
+-- temporary files and merges them partition by partition (spill.c).
+SET serving_layer.fast_merge_memory = '8kB';
+DO $$
+BEGIN
+	PERFORM setseed(0.42);
+	FOR n IN 1..1000 LOOP
+		PERFORM sl_diff.layout(n);
+		IF n % 20 = 0 THEN
+			COMMIT;
+		END IF;
+	END LOOP;
+END $$;
+RESET serving_layer.fast_merge_memory;
 
 -- The summary: every refresh matched the reference or failed as expected
 -- (a mismatch is a refresh, or a definition, that differs from the

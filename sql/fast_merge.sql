@@ -2,7 +2,8 @@
 -- fast_merge: the C merge (sums, mins and maxes of numeric measures) gives
 -- the same rows as the GROUP BY query, on the cases where they could differ:
 -- duplicate keys in either layer, NULL keys and measures, composite keys,
--- overflow, type modifiers, and the fallback when its memory is exceeded.
+-- overflow, type modifiers; and the same on a memory budget too small for
+-- its groups, where it spills both layers to temporary files (spill.c).
 --
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS serving_layer;
@@ -66,14 +67,56 @@ SELECT (SELECT count(*) FROM (TABLE cmp_fast EXCEPT ALL TABLE cmp_slow) a) AS on
 SELECT * FROM t_fast WHERE (k, g) IN ((2000, 'dup'), (2099, 'dup'), (2599, 'g0'))
 	OR k IS NULL ORDER BY k, g;
 
--- the fallback: with too little memory for the C merge the GROUP BY runs,
--- same rows
+-- The spill: with too little memory for its groups, the C merge
+-- partitions both layers into temporary files (spill.c), at 8kB many
+-- times over (partitions split again), and finds the duplicates per
+-- partition.  Same rows.  That it spilled, rather than ran the GROUP BY,
+-- shows in the database's temporary files, which the GROUP BY of these
+-- few thousand rows does not need (its work_mem is 4MB).
+CREATE FUNCTION temp_files() RETURNS bigint LANGUAGE sql AS
+	$$SELECT temp_files FROM pg_stat_database WHERE datname = current_database()$$;
+SELECT pg_stat_force_next_flush();
+SELECT temp_files() AS temp_files_before \gset
+SET serving_layer.fast_merge_memory = '8kB';
+SELECT target, batch_rows, speed_rows, output_rows, status
+FROM serving_layer_refresh('t_fast');
+SELECT pg_stat_force_next_flush();
+SELECT temp_files() > :temp_files_before AS c_merge_spilled;
+SELECT (SELECT count(*) FROM (TABLE cmp_fast EXCEPT ALL TABLE cmp_slow) a) AS only_fast,
+	   (SELECT count(*) FROM (TABLE cmp_slow EXCEPT ALL TABLE cmp_fast) b) AS only_slow;
+-- the GROUP BY on the same budget writes no temporary file
+SELECT temp_files() AS temp_files_before \gset
+SET serving_layer.fast_merge = off;
+SELECT target, batch_rows, speed_rows, output_rows, status
+FROM serving_layer_refresh('t_slow');
+RESET serving_layer.fast_merge;
+SELECT pg_stat_force_next_flush();
+SELECT temp_files() = :temp_files_before AS group_by_did_not_spill;
+-- a budget the first pass fits in (the duplicates found once for the whole
+-- batch layer) but the speed groups do not
 SET serving_layer.fast_merge_memory = '64kB';
 SELECT target, batch_rows, speed_rows, output_rows, status
 FROM serving_layer_refresh('t_fast');
-RESET serving_layer.fast_merge_memory;
 SELECT (SELECT count(*) FROM (TABLE cmp_fast EXCEPT ALL TABLE cmp_slow) a) AS only_fast,
 	   (SELECT count(*) FROM (TABLE cmp_slow EXCEPT ALL TABLE cmp_fast) b) AS only_slow;
+RESET serving_layer.fast_merge_memory;
+
+-- Many duplicate keys: 3000 keys three times each in the batch, so that the
+-- duplicate groups of a partition do not fit beside its speed groups and
+-- are merged in several rounds, the rows left over kept in a file.
+CREATE TABLE bd (k integer, n bigint, x numeric, lo integer);
+CREATE TABLE sd (LIKE bd);
+INSERT INTO bd SELECT i % 3000, i, i * 0.5, i FROM generate_series(1, 9000) i;
+INSERT INTO sd SELECT i, 1, 1, -i FROM generate_series(1500, 4499) i;
+SELECT serving_layer_define('t_dups', 'bd', 'sd', key => '{k}', merge => '{"lo": "min"}');
+SET serving_layer.fast_merge_memory = '96kB';
+SELECT output_rows, status FROM serving_layer_refresh('t_dups');
+RESET serving_layer.fast_merge_memory;
+SELECT count(*) AS wrong_rows
+FROM (SELECT k, sum(n) n, sum(x) x, min(lo) lo
+	  FROM (TABLE bd UNION ALL TABLE sd) u GROUP BY k) r
+	 FULL JOIN t_dups t USING (k)
+WHERE t.n IS DISTINCT FROM r.n OR t.x IS DISTINCT FROM r.x OR t.lo IS DISTINCT FROM r.lo;
 
 -- overflow is the same error on both paths, and the table is unchanged
 INSERT INTO s VALUES (1, 'g1', 32767, 2147483647, 9223372036854775807, 0, 0, 9999999999.99, 0, 0);
@@ -105,6 +148,6 @@ SELECT serving_layer_define('t_real', 'bf', 'sf');
 SELECT * FROM serving_layer_refresh('t_real');
 \echo :LAST_ERROR_SQLSTATE
 
-SELECT serving_layer_forget(t) FROM unnest(ARRAY['t_fast', 't_slow', 't_real']) t;
+SELECT serving_layer_forget(t) FROM unnest(ARRAY['t_fast', 't_slow', 't_real', 't_dups']) t;
 RESET search_path;
 DROP SCHEMA sl_fast CASCADE;

@@ -5,6 +5,8 @@
 -- the other are the same key; varchar keys; a nondeterministic collation
 -- (case-insensitive) groups 'ABC' with 'abc'; and enough keys that the set
 -- of batch key hashes, which keeps 32 bits of each, sees some collisions.
+-- Each case also on a budget of 8kB, where the C merge spills to temporary
+-- files (spill.c).
 --
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS serving_layer;
@@ -59,6 +61,13 @@ SELECT (SELECT count(*) FROM (TABLE t_fast EXCEPT ALL TABLE t_slow) a) AS only_f
 	   (SELECT count(*) FROM (TABLE t_slow EXCEPT ALL TABLE t_fast) b) AS only_slow,
 	   (SELECT count(*) FROM t_fast) AS rows,
 	   (SELECT count(DISTINCT k) FROM t_fast) AS distinct_keys;
+-- spilled: the same rows
+SET serving_layer.fast_merge_memory = '8kB';
+SELECT target, batch_rows, speed_rows, output_rows, status
+FROM serving_layer_refresh('t_fast');
+RESET serving_layer.fast_merge_memory;
+SELECT (SELECT count(*) FROM (TABLE t_fast EXCEPT ALL TABLE t_slow) a) AS only_fast,
+	   (SELECT count(*) FROM (TABLE t_slow EXCEPT ALL TABLE t_fast) b) AS only_slow;
 -- by hand: a key of the batch three times and of speed once, a long key in
 -- both layers, the NULL key and the empty key
 SELECT k, v, lo FROM t_fast WHERE k IN ('k-3', 'k-999', 'k-1001')
@@ -73,6 +82,10 @@ INSERT INTO sv SELECT 'v' || i, 10 FROM generate_series(250, 749) i;
 SELECT serving_layer_define('t_varchar', 'bv', 'sv', key => '{k}');
 SELECT output_rows, status FROM serving_layer_refresh('t_varchar');
 SELECT v, count(*) FROM t_varchar GROUP BY v ORDER BY v;
+SET serving_layer.fast_merge_memory = '8kB';
+SELECT output_rows, status FROM serving_layer_refresh('t_varchar');
+RESET serving_layer.fast_merge_memory;
+SELECT v, count(*) FROM t_varchar GROUP BY v ORDER BY v;
 
 -- a nondeterministic collation (ICU, which Debian's PostgreSQL has): 'ABC'
 -- and 'abc' are one key, as GROUP BY has it; the bytes cannot decide, so
@@ -85,6 +98,15 @@ INSERT INTO sc VALUES ('aBc', 8), ('xyZ', 16), ('new', 32);
 SELECT serving_layer_define('t_ci', 'bc', 'sc', key => '{k}');
 SELECT output_rows, status FROM serving_layer_refresh('t_ci');
 SELECT lower(k) AS k, v FROM t_ci ORDER BY 1;
+-- spilled, with enough keys to split the partitions: 'K-n' in the batch,
+-- 'k-n' in the speed layer, one key each
+INSERT INTO bc SELECT 'K-' || i, 1 FROM generate_series(1, 3000) i;
+INSERT INTO sc SELECT 'k-' || i, 2 FROM generate_series(1, 3000, 2) i;
+SET serving_layer.fast_merge_memory = '8kB';
+SELECT output_rows, status FROM serving_layer_refresh('t_ci');
+RESET serving_layer.fast_merge_memory;
+SELECT lower(k) AS k, v FROM t_ci WHERE lower(k) COLLATE "C" NOT LIKE 'k-%' ORDER BY 1;
+SELECT v, count(*) FROM t_ci WHERE lower(k) COLLATE "C" LIKE 'k-%' GROUP BY v ORDER BY v;
 
 SELECT serving_layer_forget(t)
 FROM unnest(ARRAY['t_fast', 't_slow', 't_varchar', 't_ci']) t;

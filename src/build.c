@@ -103,9 +103,15 @@ build_merge_rows(const MergePlan *plan, HeapWriter *writer,
 	if (guard_first != NULL)
 		batch_guard_check_first(guard_first, plan);
 
-	result->merged_by = "in C";
-	if (!fast || !fast_merge(plan, writer, &result->batch_rows,
-						   &result->speed_rows))
+	if (fast)
+	{
+		char	   *merged_by;
+
+		fast_merge(plan, writer, &result->batch_rows, &result->speed_rows,
+				   &merged_by);
+		result->merged_by = merged_by;
+	}
+	else
 	{
 		SqlFill		fill;
 		int			nparams;
@@ -113,8 +119,7 @@ build_merge_rows(const MergePlan *plan, HeapWriter *writer,
 		Datum	   *paramvalues;
 		char	   *sql;
 
-		result->merged_by = fast ?
-			"by GROUP BY (over serving_layer.fast_merge_memory)" : "by GROUP BY";
+		result->merged_by = "by GROUP BY";
 		sql = merge_sql_select(plan, true, &nparams, &paramtypes,
 							   &paramvalues);
 		memset(&fill, 0, sizeof(fill));

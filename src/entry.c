@@ -98,10 +98,10 @@ _PG_init(void)
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("serving_layer.fast_merge_memory",
-							"Memory the C merge may use before a refresh falls back to GROUP BY.",
+							"Memory the C merge may use before it spills to temporary files.",
 							NULL,
 							&sl_fast_merge_memory,
-							192 * 1024, 64, MAX_KILOBYTES,
+							192 * 1024, 8, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	DefineCustomRealVariable("serving_layer.min_batch_fraction",

@@ -16,38 +16,36 @@
  *		 collision) is aggregated into a second hash table;
  *	  4. those groups are merged with their speed groups and written, then
  *		 the speed groups no batch row matched.
- * The three reads see one snapshot.  A plain batch table is read with a
- * table scan rather than a query, and its unchanged rows copied as stored
- * (batch_scan.c); the speed layer, whose values may need casting, always
- * through its query.  The results are those of the GROUP
- * BY: NULL keys group together, sums are exact for integer and numeric
- * types and raise the same overflow errors, min and max use the types'
- * ordering.  When the speed groups or the duplicate groups would not fit
- * the memory budget, nothing has been written yet, and the caller runs the
- * GROUP BY instead.
+ * The reads see one snapshot, and every row comes through the layer-reading
+ * functions: a plain batch table with a table scan, its unchanged rows
+ * copied as stored (batch_scan.c), anything else and the speed layer, whose
+ * values may need casting, through their queries (query_rows.c).  The
+ * results are those of the GROUP BY: NULL keys group together, sums are
+ * exact for integer and numeric types and raise the same overflow errors,
+ * min and max use the types' ordering.
+ *
+ * Memory: serving_layer.fast_merge_memory bounds the key set of step 1,
+ * then the speed groups, the duplicate hashes and duplicate groups of steps
+ * 2-4 together.  When the key set would not fit, step 1 is skipped; when
+ * the speed groups (with the duplicates to come) would not fit, both layers
+ * are partitioned by key hash into temporary files and merged partition by
+ * partition, each with steps 1-4 (spill.c).  Duplicate groups that do not
+ * fit beside the speed groups are left in a temporary file for another
+ * round (fm_write_groups).  So the C merge never needs the GROUP BY for
+ * lack of memory.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "catalog/pg_namespace.h"
-#include "catalog/pg_type.h"
-#include "common/hashfn.h"
-#include "common/int128.h"
-#include "fmgr.h"
-#include "miscadmin.h"
-#include "utils/builtins.h"
-#include "utils/datum.h"
-#include "utils/float.h"
-#include "utils/fmgrprotos.h"
-#include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/pg_class.h"
-#include "utils/typcache.h"
+#include "miscadmin.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "batch_scan.h"
 #include "fast_merge_api.h"
@@ -57,160 +55,6 @@
 #include "query_rows.h"
 #include "settings.h"
 #include "fast_merge.h"
-
-/*
- * The memory budget is serving_layer.fast_merge_memory (kB), for the set of
- * batch key hashes (step 1) and then for the speed groups, the set of
- * duplicate hashes and the duplicate groups together (steps 2-4), each
- * counted with the values its groups hold.  Past it the GROUP BY query is
- * used.
- */
-#define BUDGET_BYTES	((Size) sl_fast_merge_memory * 1024)
-
-typedef struct FastMerge
-{
-	int			ncols;
-	FastColumn *cols;
-	GroupTable	speed;
-	GroupTable	dups;
-	HashSet		keys;			/* every batch key hash */
-	HashSet		duphashes;		/* hashes seen more than once */
-	HeapWriter *writer;
-	Relation	batchrel;		/* the batch table when read directly */
-	MemoryContext rowcxt;		/* reset per written row */
-	Datum	   *values;
-	bool	   *nulls;
-	int64		batch_rows;
-	int64		speed_rows;
-	bool		over_budget;
-	/* batch key hashes waiting to go into the set, their slots prefetched */
-	uint64		pending[32];
-	int			npending;
-} FastMerge;
-
-/*
- * fast_merge_possible
- *		Whether every key can be hashed and every measure is a pg_catalog
- *		sum, min or max over smallint, integer, bigint, real, double
- *		precision or numeric.
- */
-bool
-fast_merge_possible(const MergePlan *plan)
-{
-	if (!sl_fast_merge)
-		return false;
-	for (int i = 0; i < plan->ncolumns; i++)
-	{
-		const PlanColumn *col = &plan->columns[i];
-		char	   *name;
-
-		if (col->kind == MERGE_KEY)
-		{
-			TypeCacheEntry *tce = lookup_type_cache(col->typid,
-													TYPECACHE_HASH_EXTENDED_PROC |
-													TYPECACHE_EQ_OPR);
-
-			if (!OidIsValid(tce->hash_extended_proc) || !OidIsValid(tce->eq_opr))
-				return false;
-			continue;
-		}
-		if (col->kind != MERGE_AGGREGATE ||
-			get_func_namespace(col->aggoid) != PG_CATALOG_NAMESPACE)
-			return false;
-		switch (col->typid)
-		{
-			case INT2OID:
-			case INT4OID:
-			case INT8OID:
-			case FLOAT4OID:
-			case FLOAT8OID:
-			case NUMERICOID:
-				break;
-			default:
-				return false;
-		}
-		name = get_func_name(col->aggoid);
-		if (strcmp(name, "sum") != 0 && strcmp(name, "min") != 0 &&
-			strcmp(name, "max") != 0)
-			return false;
-	}
-	return true;
-}
-
-/*
- * fast_key_column
- *		Make col a key column of type typid and collation collid, with its
- *		type's hash and equality functions.
- */
-static void
-fast_key_column(FastColumn *col, Oid typid, Oid collid)
-{
-	TypeCacheEntry *tce = lookup_type_cache(typid,
-											TYPECACHE_HASH_EXTENDED_PROC_FINFO |
-											TYPECACHE_EQ_OPR_FINFO);
-
-	col->acc = ACC_KEY;
-	col->typid = typid;
-	col->collid = collid;
-	get_typlenbyval(typid, &col->typlen, &col->typbyval);
-	col->bytes_key = (typid == TEXTOID || typid == VARCHAROID) &&
-		OidIsValid(collid) && get_collation_isdeterministic(collid);
-	fmgr_info(tce->hash_extended_proc_finfo.fn_oid, &col->hash);
-	fmgr_info(tce->eq_opr_finfo.fn_oid, &col->eq);
-}
-
-/*
- * fast_columns
- *		Look up the functions each column needs.
- */
-static void
-fast_columns(FastMerge *fm, const MergePlan *plan)
-{
-	fm->ncols = plan->ncolumns;
-	fm->cols = palloc0(sizeof(FastColumn) * fm->ncols);
-	for (int i = 0; i < fm->ncols; i++)
-	{
-		const PlanColumn *pc = &plan->columns[i];
-		FastColumn *col = &fm->cols[i];
-		TypeCacheEntry *tce;
-
-		col->typid = pc->typid;
-		col->typmod = pc->typmod;
-		col->collid = pc->collid;
-		get_typlenbyval(col->typid, &col->typlen, &col->typbyval);
-		tce = lookup_type_cache(col->typid,
-								TYPECACHE_HASH_EXTENDED_PROC_FINFO |
-								TYPECACHE_EQ_OPR_FINFO | TYPECACHE_CMP_PROC_FINFO);
-		if (pc->kind == MERGE_KEY)
-		{
-			fast_key_column(col, col->typid, col->collid);
-			continue;
-		}
-		if (strcmp(get_func_name(pc->aggoid), "sum") == 0)
-		{
-			switch (col->typid)
-			{
-				case FLOAT4OID:
-					col->acc = ACC_SUM_FLOAT4;
-					break;
-				case FLOAT8OID:
-					col->acc = ACC_SUM_FLOAT8;
-					break;
-				case NUMERICOID:
-					col->acc = ACC_SUM_NUMERIC;
-					break;
-				default:
-					col->acc = ACC_SUM_INT;
-			}
-		}
-		else
-		{
-			col->acc = strcmp(get_func_name(pc->aggoid), "min") == 0 ?
-				ACC_MIN : ACC_MAX;
-			fmgr_info(tce->cmp_proc_finfo.fn_oid, &col->cmp);
-		}
-	}
-}
 
 /*
  * write_group
@@ -233,7 +77,12 @@ write_group(FastMerge *fm, Group *g, Group *g2)
 			continue;
 		}
 		if (g2 != NULL)
+		{
+			/* a copy of the value: acc_merge frees what it replaces */
+			if (!acc.isnull && col->acc != ACC_SUM_INT)
+				acc.v.value = datumCopy(acc.v.value, col->typbyval, col->typlen);
 			acc_merge(col, &acc, &g2->acc[i]);
+		}
 		fm->nulls[i] = acc.isnull;
 		fm->values[i] = acc.isnull ? (Datum) 0 : acc_result(col, &acc);
 	}
@@ -243,39 +92,53 @@ write_group(FastMerge *fm, Group *g, Group *g2)
 }
 
 /*
- * add_to_group
- *		Merge a row's measures into its key's group in table t (a new group
- *		if the key has none), the values kept in the table's memory.
+ * fm_add_group
+ *		Merge a row's measures (values, nulls) or a spilled group's
+ *		accumulators (accs) into its key's group in table t, a new group
+ *		if the key has none, the values kept in the table's memory.
  */
-static void
-add_to_group(FastMerge *fm, GroupTable *t, uint64 h, TupleTableSlot *slot)
+void
+fm_add_group(FastMerge *fm, GroupTable *t, uint64 h, Datum *values,
+			 bool *nulls, Acc *accs)
 {
-	Group	   *g = group_table_find(t, fm->cols, fm->ncols, h, slot->tts_values,
-									 slot->tts_isnull, true);
+	Group	   *g = group_table_find(t, fm->cols, fm->ncols, h, values, nulls,
+									 true);
 	MemoryContext oldcxt = MemoryContextSwitchTo(t->cxt);
 
 	for (int i = 0; i < fm->ncols; i++)
-		if (fm->cols[i].acc != ACC_KEY)
-			acc_add(&fm->cols[i], &g->acc[i], slot->tts_values[i],
-					slot->tts_isnull[i]);
+	{
+		if (fm->cols[i].acc == ACC_KEY)
+			continue;
+		if (accs != NULL)
+			acc_merge(&fm->cols[i], &g->acc[i], &accs[i]);
+		else
+			acc_add(&fm->cols[i], &g->acc[i], values[i], nulls[i]);
+	}
 	MemoryContextSwitchTo(oldcxt);
 }
 
-/* step 2: a speed row into its group */
+/* the memory the tables of steps 2-4 hold */
+static Size
+groups_memory(FastMerge *fm)
+{
+	return MemoryContextMemAllocated(fm->speed.cxt, true) +
+		MemoryContextMemAllocated(fm->dups.cxt, true) +
+		(fm->duphashes.slots != NULL ?
+		 sizeof(uint32) * (fm->duphashes.mask + 1) : 0);
+}
+
+/* step 2: a speed row into its group; spill the groups when they are full */
 static void
 speed_row(TupleTableSlot *slot, void *arg)
 {
 	FastMerge  *fm = arg;
 	uint64		h;
 
-	if (fm->over_budget)
-		return;
 	h = group_key_hash(fm->cols, fm->ncols, slot->tts_values, slot->tts_isnull);
-	add_to_group(fm, &fm->speed, h, slot);
+	fm_add_group(fm, &fm->speed, h, slot->tts_values, slot->tts_isnull, NULL);
 	fm->speed_rows++;
-	if ((fm->speed_rows & 1023) == 0 &&
-		MemoryContextMemAllocated(fm->speed.cxt, true) > BUDGET_BYTES)
-		fm->over_budget = true;
+	if ((fm->speed_rows & 1023) == 0 && groups_memory(fm) > fm->budget)
+		spill_speed_groups(fm);
 }
 
 /*
@@ -291,14 +154,10 @@ keys_flush(FastMerge *fm)
 		SL_PREFETCH(&fm->keys.slots[fm->pending[i] & fm->keys.mask]);
 	for (int i = 0; i < fm->npending && !fm->over_budget; i++)
 	{
-		Size		maxbytes = BUDGET_BYTES;
-
-		if (!hashset_add(&fm->keys, fm->pending[i], maxbytes,
+		if (!hashset_add(&fm->keys, fm->pending[i], fm->budget,
 						 &fm->over_budget))
-		{
-			(void) hashset_add(&fm->duphashes, fm->pending[i], maxbytes,
+			(void) hashset_add(&fm->duphashes, fm->pending[i], fm->budget,
 							   &fm->over_budget);
-		}
 	}
 	fm->npending = 0;
 }
@@ -330,19 +189,45 @@ batch_key(TupleTableSlot *slot, void *arg)
 		keys_flush(fm);
 }
 
-/* step 3: a batch row, written at once or kept with its duplicates */
+/*
+ * dup_row
+ *		A batch row of a duplicate hash into its group; when the groups
+ *		fill the budget, a row of a key that has no group yet is kept in a
+ *		temporary file for the next round (fm_write_groups).
+ */
 static void
-batch_row(TupleTableSlot *slot, void *arg)
+dup_row(FastMerge *fm, TupleTableSlot *slot, uint64 h)
 {
-	FastMerge  *fm = arg;
-	uint64		h = group_key_hash(fm->cols, fm->ncols, slot->tts_values, slot->tts_isnull);
+	uint64		before = fm->dups.count;
+
+	if (fm->dups_full &&
+		group_table_find(&fm->dups, fm->cols, fm->ncols, h, slot->tts_values,
+						 slot->tts_isnull, false) == NULL)
+	{
+		spill_row_write(fm, &fm->dupfile, h, slot);
+		return;
+	}
+	fm_add_group(fm, &fm->dups, h, slot->tts_values, slot->tts_isnull, NULL);
+	if (fm->dups.count != before && (fm->dups.count & 63) == 0 &&
+		groups_memory(fm) > fm->budget)
+		fm->dups_full = true;
+}
+
+/*
+ * fm_batch_row_hashed
+ *		Step 3 for a batch row of key hash h, deformed: written at once, or
+ *		kept with its duplicates.
+ */
+void
+fm_batch_row_hashed(FastMerge *fm, TupleTableSlot *slot, uint64 h)
+{
 	Group	   *g;
 	MemoryContext oldcxt;
 
 	fm->batch_rows++;
 	if (fm->duphashes.count > 0 && hashset_contains(&fm->duphashes, h))
 	{
-		add_to_group(fm, &fm->dups, h, slot);
+		dup_row(fm, slot, h);
 		return;
 	}
 
@@ -380,6 +265,17 @@ batch_row(TupleTableSlot *slot, void *arg)
 	MemoryContextReset(fm->rowcxt);
 }
 
+/* step 3 as a callback of the batch reads */
+static void
+batch_row(TupleTableSlot *slot, void *arg)
+{
+	FastMerge  *fm = arg;
+
+	fm_batch_row_hashed(fm, slot,
+						group_key_hash(fm->cols, fm->ncols, slot->tts_values,
+									   slot->tts_isnull));
+}
+
 /*
  * group_key
  *		A group's key as row arrays, for looking it up in the other table.
@@ -392,6 +288,68 @@ group_key(FastMerge *fm, Group *g, Datum *values, bool *nulls)
 		values[i] = g->acc[i].v.value;
 		nulls[i] = fm->cols[i].acc != ACC_KEY || g->acc[i].isnull;
 	}
+}
+
+/*
+ * fm_write_groups
+ *		Step 4: the duplicate groups with their speed groups, round after
+ *		round while rows were left in a file, then the speed groups no
+ *		batch row matched.  The tables are empty afterwards.
+ */
+void
+fm_write_groups(FastMerge *fm)
+{
+	Datum	   *values = palloc(sizeof(Datum) * fm->ncols);
+	bool	   *nulls = palloc(sizeof(bool) * fm->ncols);
+
+	for (;;)
+	{
+		BufFile    *left;
+		TupleTableSlot *slot;
+		uint64		h;
+
+		for (uint64 i = 0; i <= fm->dups.mask; i++)
+		{
+			Group	   *g = fm->dups.groups[i];
+			Group	   *sg;
+
+			if (fm->dups.tags[i] == 0)
+				continue;
+			CHECK_FOR_INTERRUPTS();
+			group_key(fm, g, values, nulls);
+			sg = group_table_find(&fm->speed, fm->cols, fm->ncols, g->hash, values, nulls, false);
+			if (sg != NULL)
+				sg->matched = true;
+			write_group(fm, g, sg);
+		}
+		group_table_reset(&fm->dups);
+		fm->dups_full = false;
+		if (fm->dupfile == NULL)
+			break;
+		/* the next round: the rows left over, which may leave some again */
+		left = fm->dupfile;
+		fm->dupfile = NULL;
+		if (BufFileSeek(left, 0, 0, SEEK_SET) != 0)
+			elog(ERROR, "could not rewind a temporary file of the C merge");
+		while ((slot = spill_row_read(fm, left, &h)) != NULL)
+		{
+			CHECK_FOR_INTERRUPTS();
+			dup_row(fm, slot, h);
+		}
+		BufFileClose(left);
+	}
+	for (uint64 i = 0; i <= fm->speed.mask; i++)
+	{
+		Group	   *g = fm->speed.groups[i];
+
+		if (fm->speed.tags[i] == 0 || g->matched)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		write_group(fm, g, NULL);
+	}
+	group_table_reset(&fm->speed);
+	pfree(values);
+	pfree(nulls);
 }
 
 /*
@@ -429,58 +387,22 @@ reltuples_of(Oid relid)
 }
 
 /*
- * fast_merge
- *		Compute the new contents into writer and count the rows read from
- *		each layer; false (with nothing written) when the memory budget
- *		would be exceeded.
+ * key_pass
+ *		Step 1, unless the key set is known not to fit (from the batch
+ *		table's reltuples): then, or when it does not fit after all, the
+ *		duplicates are found per partition instead (global_dups false).
  */
-bool
-fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
-		   int64 *speed_rows)
+static void
+key_pass(FastMerge *fm, const MergePlan *plan)
 {
-	FastMerge  *fm = palloc0(sizeof(FastMerge));
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "serving_layer fast merge",
-											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
-	bool		done = false;
-	float4		reltuples;
+	uint64		expected = fm->batch_reltuples > 0 ? (uint64) fm->batch_reltuples : 0;
 
-	fast_columns(fm, plan);
-	fm->writer = writer;
-	fm->values = palloc(sizeof(Datum) * fm->ncols);
-	fm->nulls = palloc(sizeof(bool) * fm->ncols);
-	fm->rowcxt = AllocSetContextCreate(cxt, "serving_layer fast merge row",
-									   ALLOCSET_DEFAULT_SIZES);
-	group_table_init(&fm->speed);
-	group_table_init(&fm->dups);
-	/*
-	 * A speed layer whose rows, were each its own group, would need more
-	 * than twice the budget is left to the GROUP BY before it is read (the
-	 * rows of a key arriving in several micro-batches are why only twice).
-	 */
-	reltuples = reltuples_of(plan->speed);
-	if (reltuples > 0 &&
-		reltuples * (offsetof(Group, acc) + sizeof(Acc) * fm->ncols + 32) >
-		2.0 * BUDGET_BYTES)
+	if (expected * 10 / 7 * sizeof(uint32) > fm->budget)
 	{
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextDelete(cxt);
-		return false;
+		fm->over_budget = true;
+		return;
 	}
-	reltuples = reltuples_of(plan->batch);
-	hashset_init(&fm->duphashes, 0, BUDGET_BYTES);
-
-	/* the three reads see the snapshot of the build (build.c) */
-	PushActiveSnapshot(GetActiveSnapshot());
-
-	/*
-	 * The batch keys first: the key set is freed before the speed groups
-	 * are made, so that the two never take memory together.
-	 */
-	fm->batchrel = batch_scan_open(plan);
-	hashset_init(&fm->keys, reltuples > 0 ? (uint64) reltuples : 0,
-				 BUDGET_BYTES);
+	hashset_init(&fm->keys, expected, fm->budget);
 	if (fm->batchrel != NULL)
 		batch_scan(fm->batchrel, last_key(fm), batch_key, fm);
 	else
@@ -488,69 +410,110 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 	keys_flush(fm);
 	pfree(fm->keys.slots);
 	fm->keys.slots = NULL;
+	fm->global_dups = !fm->over_budget;
+}
 
-	if (!fm->over_budget)
-		query_layer_rows(plan, true, false, speed_row, fm);
+/*
+ * fast_merge
+ *		Compute the new contents into writer; *merged_by says how, for the
+ *		verbose build line.
+ */
+void
+fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
+		   int64 *speed_rows, char **merged_by)
+{
+	FastMerge  *fm = palloc0(sizeof(FastMerge));
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "serving_layer fast merge",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+
+	fm->cxt = cxt;
+	fm->budget = (Size) sl_fast_merge_memory * 1024;
+	fm->ncols = plan->ncolumns;
+	fm->cols = fast_columns(plan);
+	fm->writer = writer;
+	fm->values = palloc(sizeof(Datum) * fm->ncols);
+	fm->nulls = palloc(sizeof(bool) * fm->ncols);
+	fm->rowcxt = AllocSetContextCreate(cxt, "serving_layer fast merge row",
+									   ALLOCSET_DEFAULT_SIZES);
+	initStringInfo(&fm->sbuf);
+	/* blocks of groups of 1MB, smaller on a small budget */
+	group_table_init(&fm->speed, Max(Min(fm->budget / 32, 1024 * 1024), 8192));
+	group_table_init(&fm->dups, Max(Min(fm->budget / 32, 1024 * 1024), 8192));
+	fm->group_bytes = offsetof(Group, acc) + sizeof(Acc) * fm->ncols + 32;
+	fm->batch_reltuples = reltuples_of(plan->batch);
+	fm->speed_reltuples = reltuples_of(plan->speed);
+	hashset_init(&fm->duphashes, 0, fm->budget);
+
+	/* every read sees the snapshot of the build (build.c) */
+	PushActiveSnapshot(GetActiveSnapshot());
+
 	/*
-	 * speed_row looks at the memory every 1024 rows: look at the last ones,
-	 * and count the duplicate groups step 3 will make, one per duplicate
-	 * hash, each taken as large as a speed group (or a group's struct and a
-	 * short key when there is none).
+	 * The batch keys first: the key set is freed before the speed groups
+	 * are made, so that the two never take memory together.
 	 */
-	if (!fm->over_budget)
+	fm->batchrel = batch_scan_open(plan);
+	key_pass(fm, plan);
+	if (!fm->global_dups)
+		fm->duphashes.count = 0;	/* incomplete: found per partition */
+
+	query_layer_rows(plan, true, false, speed_row, fm);
+
+	/*
+	 * The duplicate groups step 3 will make, one per duplicate hash, each
+	 * taken as large as a speed group: with the speed groups, do they fit?
+	 * Without the first pass, the batch has to be partitioned anyway.
+	 */
+	if (fm->spill == NULL)
 	{
-		Size		speed_mem = MemoryContextMemAllocated(fm->speed.cxt, true);
+		Size		speed_mem = groups_memory(fm);
 		double		per_group = fm->speed.count > 0 ?
-			(double) speed_mem / fm->speed.count :
+			(double) MemoryContextMemAllocated(fm->speed.cxt, true) / fm->speed.count :
 			offsetof(Group, acc) + sizeof(Acc) * fm->ncols + 64;
 
-		if (speed_mem + sizeof(uint32) * (fm->duphashes.mask + 1) +
-			per_group * fm->duphashes.count > BUDGET_BYTES)
-			fm->over_budget = true;
+		if (!fm->global_dups ||
+			speed_mem + per_group * fm->duphashes.count > fm->budget)
+			spill_speed_groups(fm);
 	}
-	if (!fm->over_budget)
-	{
-		Datum	   *values = palloc(sizeof(Datum) * fm->ncols);
-		bool	   *nulls = palloc(sizeof(bool) * fm->ncols);
+	else
+		spill_speed_groups(fm);
 
+	if (fm->spill == NULL)
+	{
+		/* steps 3 and 4 in memory */
 		if (fm->batchrel != NULL)
 			batch_scan(fm->batchrel, fm->ncols, batch_row, fm);
 		else
 			query_layer_rows(plan, false, false, batch_row, fm);
-
-		/* step 4: duplicate keys with their speed groups, then speed only */
-		for (uint64 i = 0; i <= fm->dups.mask; i++)
-		{
-			Group	   *g = fm->dups.groups[i];
-			Group	   *sg;
-
-			if (fm->dups.tags[i] == 0)
-				continue;
-			CHECK_FOR_INTERRUPTS();
-			group_key(fm, g, values, nulls);
-			sg = group_table_find(&fm->speed, fm->cols, fm->ncols, g->hash, values, nulls, false);
-			if (sg != NULL)
-				sg->matched = true;
-			write_group(fm, g, sg);
-		}
-		for (uint64 i = 0; i <= fm->speed.mask; i++)
-		{
-			Group	   *g = fm->speed.groups[i];
-
-			if (fm->speed.tags[i] == 0 || g->matched)
-				continue;
-			CHECK_FOR_INTERRUPTS();
-			write_group(fm, g, NULL);
-		}
-		done = true;
+		fm_write_groups(fm);
+		*merged_by = "in C";
+	}
+	else
+	{
+		/* the batch rows into the partitions, then partition by partition */
+		if (fm->batchrel != NULL)
+			batch_scan(fm->batchrel, last_key(fm), spill_batch_row, fm);
+		else
+			query_layer_rows(plan, false, false, spill_batch_row, fm);
+		spill_merge(fm);
+		ereport(DEBUG1,
+				(errmsg_internal("C merge spilled: %d partitions, depth %d",
+								 fm->spill_partitions, fm->spill_depth)));
+		*merged_by = psprintf("in C, spilled to %d partitions (depth %d, %lld kB of temporary files%s)",
+							  fm->spill_partitions, fm->spill_depth,
+							  (long long) (fm->spill_bytes / 1024),
+							  fm->global_dups ? "" : ", duplicates found per partition");
 	}
 	PopActiveSnapshot();
+	if (fm->rowslot != NULL)
+		ExecDropSingleTupleTableSlot(fm->rowslot);
 	if (fm->batchrel != NULL)
 		table_close(fm->batchrel, NoLock);
 
 	MemoryContextSwitchTo(oldcxt);
+	*merged_by = pstrdup(*merged_by);
 	*batch_rows = fm->batch_rows;
 	*speed_rows = fm->speed_rows;
 	MemoryContextDelete(cxt);
-	return done;
 }

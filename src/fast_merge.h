@@ -2,16 +2,25 @@
  *
  * fast_merge.h
  *	  Types shared by the files of the C merge: fast_merge.c (the passes),
+ *	  spill.c (partitions in temporary files when memory is short),
  *	  group_table.c (hash tables of groups and of key hashes) and
- *	  merge_acc.c (merging measure values).
+ *	  merge_acc.c (merging measure values, the columns).
  *
  *-------------------------------------------------------------------------
  */
 #ifndef FAST_MERGE_H
 #define FAST_MERGE_H
 
+#include "access/htup.h"
 #include "common/int128.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "storage/buffile.h"
+#include "utils/relcache.h"
+
+#include "heap_writer.h"
+#include "merge_types.h"
 
 /*
  * Prefetch a cache line where the compiler can (GCC and clang); elsewhere
@@ -89,6 +98,7 @@ typedef struct GroupTable
 	MemoryContext cxt;
 	char	   *arena;			/* free space left in the current block */
 	Size		arena_left;
+	Size		arena_block;	/* size of the blocks */
 } GroupTable;
 
 /*
@@ -109,12 +119,75 @@ typedef struct HashSet
 
 #define HASHSET_FP(h)	((uint32) (h) != 0 ? (uint32) (h) : 1)
 
+typedef struct SpillSet SpillSet;	/* spill.c */
+
+/*
+ * The state of one merge.  The memory budget (bytes) bounds what the
+ * tables hold together: the key set of the first pass alone, then the
+ * speed groups, the duplicate hashes and the duplicate groups.
+ */
+typedef struct FastMerge
+{
+	int			ncols;
+	FastColumn *cols;
+	Size		budget;
+	MemoryContext cxt;			/* the merge's; everything below is in it */
+	GroupTable	speed;
+	GroupTable	dups;
+	HashSet		keys;			/* every batch key hash (first pass) */
+	HashSet		duphashes;		/* hashes seen more than once */
+	bool		global_dups;	/* duphashes covers the whole batch layer */
+	HeapWriter *writer;
+	Relation	batchrel;		/* the batch table when read directly */
+	float4		batch_reltuples;
+	float4		speed_reltuples;
+	MemoryContext rowcxt;		/* reset per written row */
+	Datum	   *values;
+	bool	   *nulls;
+	int64		batch_rows;
+	int64		speed_rows;
+	bool		over_budget;	/* the first pass's key set did not fit */
+	/* spilling (spill.c) */
+	SpillSet   *spill;			/* the partitions, once the speed groups spilled */
+	BufFile    *dupfile;		/* duplicate rows left for a later round */
+	bool		dups_full;
+	double		group_bytes;	/* memory one speed group takes, measured */
+	TupleDesc	rowdesc;		/* of spilled batch rows */
+	TupleTableSlot *rowslot;	/* a spilled batch row read back */
+	HeapTupleData rowtup;		/* its tuple, in readbuf */
+	char	   *readbuf;
+	Size		readbuf_size;
+	StringInfoData sbuf;
+	int			spill_partitions;	/* partitions made, at every depth */
+	int			spill_depth;	/* deepest repartitioning */
+	int64		spill_bytes;	/* bytes written to temporary files */
+	/* batch key hashes waiting to go into the set, their slots prefetched */
+	uint64		pending[32];
+	int			npending;
+} FastMerge;
+
+/* fast_merge.c */
+extern void fm_batch_row_hashed(FastMerge *fm, TupleTableSlot *slot, uint64 h);
+extern void fm_write_groups(FastMerge *fm);
+extern void fm_add_group(FastMerge *fm, GroupTable *t, uint64 h,
+						 Datum *values, bool *nulls, Acc *accs);
+
+/* spill.c */
+extern void spill_speed_groups(FastMerge *fm);
+extern void spill_batch_row(TupleTableSlot *slot, void *arg);
+extern void spill_merge(FastMerge *fm);
+extern void spill_row_write(FastMerge *fm, BufFile **file, uint64 h,
+							TupleTableSlot *slot);
+extern TupleTableSlot *spill_row_read(FastMerge *fm, BufFile *file,
+									  uint64 *h);
+
 /* group_table.c */
 extern uint64 group_key_hash(FastColumn *cols, int ncols, Datum *values,
 							 bool *nulls);
 extern bool group_key_equal(FastColumn *cols, int ncols, Group *g,
 							Datum *values, bool *nulls);
-extern void group_table_init(GroupTable *t);
+extern void group_table_init(GroupTable *t, Size arena_block);
+extern void group_table_reset(GroupTable *t);
 extern Group *group_table_find(GroupTable *t, FastColumn *cols, int ncols,
 							   uint64 h, Datum *values, bool *nulls,
 							   bool insert);
@@ -123,6 +196,7 @@ extern bool hashset_add(HashSet *s, uint64 h, Size maxbytes, bool *full);
 extern bool hashset_contains(HashSet *s, uint64 h);
 
 /* merge_acc.c */
+extern FastColumn *fast_columns(const MergePlan *plan);
 extern void acc_add(FastColumn *col, Acc *acc, Datum value, bool isnull);
 extern void acc_free(FastColumn *col, Acc *acc);
 extern void acc_merge(FastColumn *col, Acc *dst, Acc *src);

@@ -13,7 +13,7 @@
 #include "merge_types.h"
 
 extern bool fast_merge_possible(const MergePlan *plan);
-extern bool fast_merge(const MergePlan *plan, HeapWriter *writer,
-					   int64 *batch_rows, int64 *speed_rows);
+extern void fast_merge(const MergePlan *plan, HeapWriter *writer,
+					   int64 *batch_rows, int64 *speed_rows, char **merged_by);
 
 #endif							/* SL_FAST_MERGE_API_H */

@@ -109,20 +109,18 @@ group_key_equal(FastColumn *cols, int ncols, Group *g, Datum *values,
  * arena_alloc
  *		size bytes (MAXALIGNed) from the table's arena.
  */
-#define ARENA_BLOCK		(1024 * 1024)
-
 static void *
 arena_alloc(GroupTable *t, Size size)
 {
 	void	   *p;
 
 	size = MAXALIGN(size);
-	if (size > ARENA_BLOCK / 8)
+	if (size > t->arena_block / 8)
 		return MemoryContextAlloc(t->cxt, size);
 	if (size > t->arena_left)
 	{
-		t->arena = MemoryContextAlloc(t->cxt, ARENA_BLOCK);
-		t->arena_left = ARENA_BLOCK;
+		t->arena = MemoryContextAlloc(t->cxt, t->arena_block);
+		t->arena_left = t->arena_block;
 	}
 	p = t->arena;
 	t->arena += size;
@@ -132,15 +130,34 @@ arena_alloc(GroupTable *t, Size size)
 
 /*
  * group_table_init / group_table_find
- *		The group hash table.  group_table_find returns the group of the key, a
+ *		The group hash table, its groups carved out of blocks of
+ *		arena_block bytes.  group_table_find returns the group of the key, a
  *		new one when insert is set, or NULL.
  */
 void
-group_table_init(GroupTable *t)
+group_table_init(GroupTable *t, Size arena_block)
 {
+	t->arena_block = arena_block;
 	t->cxt = AllocSetContextCreate(CurrentMemoryContext,
 								   "serving_layer groups",
 								   ALLOCSET_DEFAULT_SIZES);
+	t->mask = 1023;
+	t->count = 0;
+	t->groups = MemoryContextAllocZero(t->cxt, sizeof(Group *) * (t->mask + 1));
+	t->tags = MemoryContextAllocZero(t->cxt, t->mask + 1);
+	t->arena = NULL;
+	t->arena_left = 0;
+}
+
+/*
+ * group_table_reset
+ *		Empty the table and free its groups and their values, keeping its
+ *		memory context.
+ */
+void
+group_table_reset(GroupTable *t)
+{
+	MemoryContextReset(t->cxt);
 	t->mask = 1023;
 	t->count = 0;
 	t->groups = MemoryContextAllocZero(t->cxt, sizeof(Group *) * (t->mask + 1));

@@ -7,17 +7,150 @@
  *	  type's ordering; and the final value in the column's type, with the
  *	  errors of the cast the GROUP BY query makes.
  *
+ * Also which plans the C merge takes (fast_merge_possible) and the
+ * functions its columns need (fast_columns).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/float.h"
 #include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
 
 #include "fast_merge.h"
+#include "fast_merge_api.h"
+#include "settings.h"
+
+/*
+ * fast_merge_possible
+ *		Whether every key can be hashed and every measure is a pg_catalog
+ *		sum, min or max over smallint, integer, bigint, real, double
+ *		precision or numeric.
+ */
+bool
+fast_merge_possible(const MergePlan *plan)
+{
+	if (!sl_fast_merge)
+		return false;
+	for (int i = 0; i < plan->ncolumns; i++)
+	{
+		const PlanColumn *col = &plan->columns[i];
+		char	   *name;
+
+		if (col->kind == MERGE_KEY)
+		{
+			TypeCacheEntry *tce = lookup_type_cache(col->typid,
+													TYPECACHE_HASH_EXTENDED_PROC |
+													TYPECACHE_EQ_OPR);
+
+			if (!OidIsValid(tce->hash_extended_proc) || !OidIsValid(tce->eq_opr))
+				return false;
+			continue;
+		}
+		if (col->kind != MERGE_AGGREGATE ||
+			get_func_namespace(col->aggoid) != PG_CATALOG_NAMESPACE)
+			return false;
+		switch (col->typid)
+		{
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+			case FLOAT4OID:
+			case FLOAT8OID:
+			case NUMERICOID:
+				break;
+			default:
+				return false;
+		}
+		name = get_func_name(col->aggoid);
+		if (strcmp(name, "sum") != 0 && strcmp(name, "min") != 0 &&
+			strcmp(name, "max") != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * fast_key_column
+ *		Make col a key column of type typid and collation collid, with its
+ *		type's hash and equality functions.
+ */
+static void
+fast_key_column(FastColumn *col, Oid typid, Oid collid)
+{
+	TypeCacheEntry *tce = lookup_type_cache(typid,
+											TYPECACHE_HASH_EXTENDED_PROC_FINFO |
+											TYPECACHE_EQ_OPR_FINFO);
+
+	col->acc = ACC_KEY;
+	col->typid = typid;
+	col->collid = collid;
+	get_typlenbyval(typid, &col->typlen, &col->typbyval);
+	col->bytes_key = (typid == TEXTOID || typid == VARCHAROID) &&
+		OidIsValid(collid) && get_collation_isdeterministic(collid);
+	fmgr_info(tce->hash_extended_proc_finfo.fn_oid, &col->hash);
+	fmgr_info(tce->eq_opr_finfo.fn_oid, &col->eq);
+}
+
+/*
+ * fast_columns
+ *		The C merge's columns of a plan, with the functions each needs.
+ */
+FastColumn *
+fast_columns(const MergePlan *plan)
+{
+	FastColumn *cols = palloc0(sizeof(FastColumn) * plan->ncolumns);
+
+	for (int i = 0; i < plan->ncolumns; i++)
+	{
+		const PlanColumn *pc = &plan->columns[i];
+		FastColumn *col = &cols[i];
+		TypeCacheEntry *tce;
+
+		col->typid = pc->typid;
+		col->typmod = pc->typmod;
+		col->collid = pc->collid;
+		get_typlenbyval(col->typid, &col->typlen, &col->typbyval);
+		tce = lookup_type_cache(col->typid,
+								TYPECACHE_HASH_EXTENDED_PROC_FINFO |
+								TYPECACHE_EQ_OPR_FINFO | TYPECACHE_CMP_PROC_FINFO);
+		if (pc->kind == MERGE_KEY)
+		{
+			fast_key_column(col, col->typid, col->collid);
+			continue;
+		}
+		if (strcmp(get_func_name(pc->aggoid), "sum") == 0)
+		{
+			switch (col->typid)
+			{
+				case FLOAT4OID:
+					col->acc = ACC_SUM_FLOAT4;
+					break;
+				case FLOAT8OID:
+					col->acc = ACC_SUM_FLOAT8;
+					break;
+				case NUMERICOID:
+					col->acc = ACC_SUM_NUMERIC;
+					break;
+				default:
+					col->acc = ACC_SUM_INT;
+			}
+		}
+		else
+		{
+			col->acc = strcmp(get_func_name(pc->aggoid), "min") == 0 ?
+				ACC_MIN : ACC_MAX;
+			fmgr_info(tce->cmp_proc_finfo.fn_oid, &col->cmp);
+		}
+	}
+	return cols;
+}
 
 /* an integer measure's value, widened */
 static inline int64
