@@ -137,7 +137,7 @@ speed_row(TupleTableSlot *slot, void *arg)
 	h = group_key_hash(fm->cols, fm->ncols, slot->tts_values, slot->tts_isnull);
 	fm_add_group(fm, &fm->speed, h, slot->tts_values, slot->tts_isnull, NULL);
 	fm->speed_rows++;
-	if ((fm->speed_rows & 1023) == 0 && groups_memory(fm) > fm->budget)
+	if ((fm->speed_rows & 1023) == 0 && groups_memory(fm) > fm->speed_limit)
 		spill_speed_groups(fm);
 }
 
@@ -449,16 +449,27 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 	/* every read sees the snapshot of the build (build.c) */
 	PushActiveSnapshot(GetActiveSnapshot());
 
-	/*
-	 * The batch keys first: the key set is freed before the speed groups
-	 * are made, so that the two never take memory together.
-	 */
 	fm->batchrel = batch_scan_open(plan);
-	key_pass(fm, plan);
+
+	/*
+	 * The batch keys first, so that their set and the speed groups never
+	 * take memory together; but when the speed layer is known to spill
+	 * (from its reltuples), its partitions find their duplicates more
+	 * cheaply than a pass over the whole batch layer: the speed groups
+	 * first, and the first pass only if they fit after all.
+	 */
+	fm->speed_limit = fm->budget;
+	if (fm->speed_reltuples * fm->group_bytes <= fm->budget)
+		key_pass(fm, plan);
+	else
+		fm->speed_limit = Min(fm->budget, SPILL_TABLE_BYTES);
+	query_layer_rows(plan, true, false, speed_row, fm);
+	if (!fm->global_dups && !fm->over_budget && fm->spill == NULL &&
+		groups_memory(fm) + fm->batch_reltuples * 10 / 7 * sizeof(uint32) <=
+		fm->budget)
+		key_pass(fm, plan);
 	if (!fm->global_dups)
 		fm->duphashes.count = 0;	/* incomplete: found per partition */
-
-	query_layer_rows(plan, true, false, speed_row, fm);
 
 	/*
 	 * The duplicate groups step 3 will make, one per duplicate hash, each

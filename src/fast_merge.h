@@ -122,6 +122,16 @@ typedef struct HashSet
 typedef struct SpillSet SpillSet;	/* spill.c */
 
 /*
+ * Once the merge spills, its tables are kept to this size (or the budget,
+ * if smaller) rather than the whole budget: more, smaller partitions are
+ * cheaper, as their tables stay in the CPU caches better and the memory
+ * freed after one partition is reused for the next instead of being given
+ * back to the kernel and faulted in again (measured: a third fewer page
+ * faults, and less CPU time, at 16MB than at 192MB).
+ */
+#define SPILL_TABLE_BYTES	((Size) 16 * 1024 * 1024)
+
+/*
  * The state of one merge.  The memory budget (bytes) bounds what the
  * tables hold together: the key set of the first pass alone, then the
  * speed groups, the duplicate hashes and the duplicate groups.
@@ -137,6 +147,7 @@ typedef struct FastMerge
 	HashSet		keys;			/* every batch key hash (first pass) */
 	HashSet		duphashes;		/* hashes seen more than once */
 	bool		global_dups;	/* duphashes covers the whole batch layer */
+	Size		speed_limit;	/* memory the speed groups may fill */
 	HeapWriter *writer;
 	Relation	batchrel;		/* the batch table when read directly */
 	float4		batch_reltuples;

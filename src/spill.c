@@ -282,7 +282,8 @@ set_free(SpillSet *set)
 /*
  * nparts_for
  *		How many partitions to make of bytes of tables, from shift on: each
- *		partition's share at most half the budget, as far as the buffers of
+ *		partition's share at most half the budget or SPILL_TABLE_BYTES, as
+ *		far as the buffers of
  *		the files (three of BLCKSZ per partition) stay within an eighth of
  *		it and hash bits are left.
  */
@@ -290,11 +291,12 @@ static int
 nparts_for(FastMerge *fm, double bytes, int shift)
 {
 	double		maxp = (double) fm->budget / 8 / (3 * BLCKSZ);
+	double		target = Min(fm->budget / 2, SPILL_TABLE_BYTES);
 	int			n = 2;
 
 	while (n < MAX_PARTITIONS && 2 * n <= maxp &&
 		   shift + pg_leftmost_one_pos32(2 * n) <= PART_SHIFT_END &&
-		   bytes / n > fm->budget / 2)
+		   bytes / n > target)
 		n *= 2;
 	return n;
 }
@@ -341,6 +343,7 @@ spill_speed_groups(FastMerge *fm)
 		set->nspeed[p]++;
 	}
 	group_table_reset(&fm->speed);
+	fm->speed_limit = Min(fm->budget, SPILL_TABLE_BYTES);
 }
 
 /*
