@@ -92,9 +92,11 @@ sub check_phases
 	}
 	is_deeply(\@phases, [qw(build index analyze lock swap)],
 		"$name: one line per phase, in order");
+	# $merged: the text, or a pattern (how a spill went varies)
+	my $mre = ref($merged) eq 'Regexp' ? $merged : qr/\Q$merged\E/;
 	like(
 		$details{build} // '',
-		qr/^rows read \Q$batch\E batch \+ \Q$speed\E speed, rows written \Q$output\E, merged \Q$merged\E$/,
+		qr/^rows read \Q$batch\E batch \+ \Q$speed\E speed, rows written \Q$output\E, merged $mre$/,
 		"$name: build reports the rows read from each layer and written, merged $merged");
 	is($details{index} // '', "indexes built $indexes",
 		"$name: index reports the indexes built");
@@ -171,8 +173,10 @@ check_phases('sums', 'sums', '1000|500|1500', 0, 'in C', @info);
 SET serving_layer.fast_merge_memory = '64kB';
 SELECT * FROM serving_layer_refresh('sums')}, 'over memory');
 is($out, 'sums|1000|500|1500|ok||', 'over memory: the refresh works');
+# the C merge spills to temporary files rather than falling back to GROUP BY
 check_phases('over memory', 'sums', '1000|500|1500', 0,
-	'by GROUP BY (over serving_layer.fast_merge_memory)', @info);
+	qr/in C, spilled to [1-9]\d* partitions \(depth [1-9]\d*, [1-9]\d* kB of temporary files(, duplicates found per partition)?\)/,
+	@info);
 
 # Off again in the same session: quiet.
 ($out, @info) = run_sql(
