@@ -50,7 +50,6 @@
 #include "batch_scan.h"
 #include "fast_merge_api.h"
 #include "heap_writer.h"
-#include "merge_sql.h"
 #include "merge_types.h"
 #include "query_rows.h"
 #include "settings.h"
