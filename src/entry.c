@@ -23,6 +23,7 @@
 #include "utils/acl.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "definition.h"
 #include "boundary.h"
 #include "layers.h"
@@ -367,8 +368,8 @@ serving_layer_set_boundary(PG_FUNCTION_ARGS)
 	layers_resolve(def);
 	relid = target_relid(def->target);
 	if (!(OidIsValid(relid) &&
-		  pg_class_ownercheck(relid, GetUserId())) &&
-		!pg_class_ownercheck(def->batch, GetUserId()))
+		  object_ownercheck(RelationRelationId, relid, GetUserId())) &&
+		!object_ownercheck(RelationRelationId, def->batch, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to set the boundary of serving table \"%s\"",

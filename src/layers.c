@@ -25,6 +25,7 @@
 #include "utils/regproc.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "layers.h"
 
 /*
@@ -56,7 +57,7 @@ resolve_one(const char *name, bool speed, const Definition *def)
 	RangeVar   *rv;
 	Oid			relid;
 
-	rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	rv = makeRangeVarFromNameList(stringToQualifiedNameList(name, NULL));
 	relid = RangeVarGetRelidExtended(rv, AccessShareLock, RVR_MISSING_OK,
 									 NULL, NULL);
 	if (OidIsValid(relid))

@@ -52,6 +52,7 @@
 #include "utils/tuplestore.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "definition.h"
 #include "live_view.h"
 #include "merge_plan.h"
@@ -276,8 +277,12 @@ serving_layer_live_speed(PG_FUNCTION_ARGS)
 
 	/* plan the merge on the serving table's columns: never on the batch's */
 	if (def->speed_name != NULL)
-		def->speed = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(def->speed_name)),
+	{
+		List	   *names = stringToQualifiedNameList(def->speed_name, NULL);
+
+		def->speed = RangeVarGetRelid(makeRangeVarFromNameList(names),
 									  AccessShareLock, false);
+	}
 	def->batch = relid;
 	def->boundary = def->last_boundary;
 	plan = merge_plan_build(def);
