@@ -56,6 +56,14 @@ for s in regress isolation tap; do
 done
 sl_select_major "$major"
 
+# A call of an API that 16 or 17 removed builds on 15 but breaks the other
+# majors: refuse it on every major, before anything is built.
+if ! bash "$SL_ROOT/test/compat-check.sh"; then
+	echo "test/compat-check.sh found a removed PostgreSQL API (see above): no test ran"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
 # A major without its own PostgreSQL here, which a Debian chroot provides:
 # run this script inside that chroot (it ends with the closing line).
 if [ ! -x "$PG_CONFIG" ] && sl_chroot_suite "$major" >/dev/null; then
