@@ -12,7 +12,6 @@ OBJS = \
 	src/apply.o \
 	src/assign_typmod.o \
 	src/batch_guard.o \
-	src/batch_scan.o \
 	src/boundary.o \
 	src/build.o \
 	src/catalog.o \
@@ -22,6 +21,7 @@ OBJS = \
 	src/heap_writer.o \
 	src/history.o \
 	src/history_worker.o \
+	src/layer_read.o \
 	src/layers.o \
 	src/live_view.o \
 	src/merge_acc.o \
@@ -35,6 +35,7 @@ OBJS = \
 	src/retire.o \
 	src/spill.o \
 	src/swap.o \
+	src/swap_files.o \
 	src/target.o \
 	src/util.o
 

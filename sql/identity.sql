@@ -76,6 +76,12 @@ SELECT * FROM serving_layer_refresh('sl_id.serving');
 -- same OID, owner, grants, TOAST table, indexes and constraints; new storage
 -- for the table and every index
 SELECT * FROM identity;
+-- the TOAST table the swap handed over is not marked as a rewrite's (its
+-- pg_class.relrewrite reset, as after CLUSTER): logical decoding skips the
+-- rows of relations so marked
+SELECT t.relrewrite = 0 AS toast_not_rewrite
+FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid
+WHERE c.oid = 'sl_id.serving'::regclass;
 SELECT * FROM serving ORDER BY city;
 
 -- the owner is still the owner

@@ -30,6 +30,16 @@ SELECT * FROM serving_layer_refresh('g_serving');
 \echo :LAST_ERROR_SQLSTATE
 -- nothing changed, and the failure is in history
 SELECT count(*) AS rows, sum(n) AS total FROM g_serving;
+-- (failures are written by a background worker once the failing
+-- transaction is over: wait for them, at most 30 s)
+DO $$
+BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN (SELECT count(*) FROM serving_layer_history
+				   WHERE target = 'g_serving' AND status = 'failed') >= 1;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END $$;
 SELECT status, error FROM serving_layer_history
 WHERE target = 'g_serving' ORDER BY started_at DESC LIMIT 1;
 
@@ -88,6 +98,16 @@ SELECT sum(n) AS serving_total FROM g_serving;
 SELECT sum(n) AS serving2_total FROM g_serving2;
 
 -- the history shows which refreshes were refused
+-- (failures are written by a background worker once the failing
+-- transaction is over: wait for them, at most 30 s)
+DO $$
+BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN (SELECT count(*) FROM serving_layer_history
+				   WHERE target LIKE 'g\_serving%' AND status = 'failed') >= 6;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END $$;
 SELECT target, status, batch_rows, left(error, 5) AS sqlstate
 FROM serving_layer_history WHERE target LIKE 'g\_serving%'
 ORDER BY started_at, target;

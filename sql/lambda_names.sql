@@ -73,6 +73,16 @@ SELECT * FROM serving_layer_refresh('n_serving');
 \echo :LAST_ERROR_SQLSTATE
 \set VERBOSITY default
 SELECT * FROM n_serving ORDER BY city;
+-- (failures are written by a background worker once the failing
+-- transaction is over: wait for them, at most 30 s)
+DO $$
+BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN (SELECT count(*) FROM serving_layer_history
+				   WHERE target = 'n_serving' AND status = 'failed') >= 1;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END $$;
 SELECT status, error FROM serving_layer_history
 WHERE target = 'n_serving' ORDER BY started_at DESC LIMIT 1;
 -- the message names the layer, the detail the stored name
@@ -104,6 +114,16 @@ SELECT * FROM serving_layer_refresh('n_serving');
 DROP TABLE speed;
 ALTER TABLE speed_good RENAME TO speed;
 -- every failure was recorded, and the serving table is as it was
+-- (failures are written by a background worker once the failing
+-- transaction is over: wait for them, at most 30 s)
+DO $$
+BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN (SELECT count(*) FROM serving_layer_history
+				   WHERE target = 'n_serving' AND status = 'failed') >= 5;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END $$;
 SELECT status, left(error, 5) AS sqlstate FROM serving_layer_history
 WHERE target = 'n_serving' AND status = 'failed' ORDER BY started_at;
 SELECT * FROM n_serving ORDER BY city;

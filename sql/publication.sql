@@ -80,6 +80,16 @@ SELECT to_regclass('sl_pub.created') IS NULL AS not_created;
 DROP PUBLICATION sl_pub_all;
 
 -- every refused refresh left a failed history row with the SQLSTATE
+-- (failures are written by a background worker once the failing
+-- transaction is over: wait for them, at most 30 s)
+DO $$
+BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN (SELECT count(*) FROM serving_layer_history
+				   WHERE target IN ('sl_pub.serving', 'sl_pub.created') AND status = 'failed') >= 5;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END $$;
 SELECT target, status, error FROM serving_layer_history
 WHERE target IN ('sl_pub.serving', 'sl_pub.created') AND status = 'failed'
 ORDER BY started_at;

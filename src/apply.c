@@ -603,7 +603,7 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 
 	INSTR_TIME_SET_CURRENT(start);
 	scan_serving(st);
-	if (sl_verbose)
+	if (SL_PROGRESS())
 		ereport(INFO,
 				(errmsg("refresh of %s: scan: serving rows %lld, %.1f ms",
 						display, (long long) st->nrows, sl_elapsed_ms(start))));
@@ -617,7 +617,7 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 	end_changes(st);
 	PopActiveSnapshot();
 	result->changed_rows = st->inserted + st->updated + st->deleted;
-	if (sl_verbose)
+	if (SL_PROGRESS())
 		ereport(INFO,
 				(errmsg("refresh of %s: apply: rows read %lld batch + %lld speed, rows merged %lld %s, inserted %lld, updated %lld, deleted %lld, %.1f ms",
 						display, (long long) result->batch_rows,

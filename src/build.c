@@ -51,7 +51,6 @@
 #include "merge_sql.h"
 #include "merge_types.h"
 #include "query_rows.h"
-#include "settings.h"
 #include "util.h"
 
 /* counts summed from the merge query's two last columns */
@@ -221,11 +220,7 @@ analyze_new_heap(Relation newrel)
 	sql = psprintf("ANALYZE %s",
 				   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(newrel)),
 											  RelationGetRelationName(newrel)));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not analyze the new contents");
-	SPI_finish();
+	(void) sl_spi_run(sql, SPI_OK_UTILITY, NULL);
 }
 
 /*
@@ -290,8 +285,7 @@ build_leave_owner(OwnerContext *ctx)
  * role's code with superuser rights.
  */
 BuildResult *
-build_new_contents(const MergePlan *plan, Oid target_relid,
-				   const char *display)
+build_new_contents(const MergePlan *plan, Oid target_relid)
 {
 	BuildResult *result = palloc0(sizeof(BuildResult));
 	Relation	oldrel = table_open(target_relid, NoLock);
@@ -313,28 +307,15 @@ build_new_contents(const MergePlan *plan, Oid target_relid,
 	newrel = table_open(result->new_relid, NoLock);
 
 	build_merge_rows(plan, writer_begin(oldrel, newrel), result, NULL);
-	if (sl_verbose)
-		ereport(INFO,
-				(errmsg("refresh of %s: build: rows read %lld batch + %lld speed, rows written %lld, merged %s, %.1f ms",
-						display, (long long) result->batch_rows,
-						(long long) result->speed_rows,
-						(long long) result->output_rows,
-						result->merged_by, sl_elapsed_ms(start))));
+	result->fill_ms = sl_elapsed_ms(start);
 
 	INSTR_TIME_SET_CURRENT(start);
 	build_indexes(oldrel, newrel, result);
-	if (sl_verbose)
-		ereport(INFO,
-				(errmsg("refresh of %s: index: indexes built %d, %.1f ms",
-						display, list_length(result->index_pairs) / 2,
-						sl_elapsed_ms(start))));
+	result->index_ms = sl_elapsed_ms(start);
 
 	INSTR_TIME_SET_CURRENT(start);
 	analyze_new_heap(newrel);
-	if (sl_verbose)
-		ereport(INFO,
-				(errmsg("refresh of %s: analyze: %.1f ms",
-						display, sl_elapsed_ms(start))));
+	result->analyze_ms = sl_elapsed_ms(start);
 
 	table_close(newrel, NoLock);
 	table_close(oldrel, NoLock);

@@ -28,9 +28,12 @@ typedef struct BuildResult
 	int64		output_rows;
 	int64		changed_rows;	/* mode 'apply': rows changed; else -1 */
 	char	   *boundary;		/* the boundary used, as text, or NULL */
-	bool		retired;		/* old storage left for retire.c to drop */
 	bool		applied;		/* mode 'apply': changed in place, no swap */
-	const char *merged_by;		/* how the rows were merged, for verbose */
+	const char *merged_by;		/* how the rows were merged */
+	/* milliseconds of each phase, for the progress lines */
+	double		fill_ms;
+	double		index_ms;
+	double		analyze_ms;
 } BuildResult;
 
 /* the caller's identity and settings, while the build runs as the owner */
@@ -47,7 +50,6 @@ extern void build_merge_rows(const MergePlan *plan, HeapWriter *writer,
 							 BuildResult *result,
 							 const Definition *guard_first);
 extern BuildResult *build_new_contents(const MergePlan *plan,
-									   Oid target_relid,
-									   const char *display);
+									   Oid target_relid);
 
 #endif							/* SL_BUILD_H */

@@ -85,11 +85,12 @@ optional_text(HeapTuple tup, TupleDesc desc, int attno)
 /*
  * definition_from_tuple
  *		Build a Definition (in the current memory context) from a catalog
- *		row selected with CONFIG_COLUMNS.
+ *		row selected with CONFIG_COLUMNS, and append it to the list *arg.
  */
-static Definition *
-definition_from_tuple(HeapTuple tup, TupleDesc desc)
+static void
+definition_from_tuple(HeapTuple tup, TupleDesc desc, void *arg)
 {
+	List	  **defs = (List **) arg;
 	Definition *def = palloc0(sizeof(Definition));
 	bool		isnull;
 
@@ -123,7 +124,7 @@ definition_from_tuple(HeapTuple tup, TupleDesc desc)
 		def->last_batch_rows = isnull ? -1 : DatumGetInt64(rows);
 	}
 	def->from_catalog = true;
-	return def;
+	*defs = lappend(*defs, def);
 }
 
 /*
@@ -134,29 +135,24 @@ definition_from_tuple(HeapTuple tup, TupleDesc desc)
 static List *
 catalog_query(const char *where, int nargs, Oid *argtypes, Datum *values)
 {
-	MemoryContext outer = CurrentMemoryContext;
 	List	   *result = NIL;
-	char	   *sql;
-	int			rc;
+	SpiCall		call;
+	bool		locking = strstr(where, " FOR UPDATE") != NULL;
 
-	sql = psprintf("SELECT " CONFIG_COLUMNS " FROM %s %s",
-				   sl_qualified("serving_layer_config"), where);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading serving_layer_config failed: %s",
-			 SPI_result_code_string(rc));
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		MemoryContext spicxt = MemoryContextSwitchTo(outer);
-
-		result = lappend(result,
-						 definition_from_tuple(SPI_tuptable->vals[i],
-											   SPI_tuptable->tupdesc));
-		MemoryContextSwitchTo(spicxt);
-	}
-	SPI_finish();
+	memset(&call, 0, sizeof(call));
+	/* locking a row needs UPDATE on the catalog, which only its owner has */
+	if (locking)
+		call.run_as = sl_relation_owner(get_relname_relid("serving_layer_config",
+														  sl_extension_schema()));
+	call.read_only = !locking;
+	call.nargs = nargs;
+	call.argtypes = argtypes;
+	call.values = values;
+	call.row_fn = definition_from_tuple;
+	call.row_arg = &result;
+	(void) sl_spi_run(psprintf("SELECT " CONFIG_COLUMNS " FROM %s %s",
+							   sl_qualified("serving_layer_config"), where),
+					  SPI_OK_SELECT, &call);
 	return result;
 }
 
@@ -183,6 +179,44 @@ catalog_lookup(const TargetName *target)
 }
 
 /*
+ * catalog_lock
+ *		Lock the stored definition of a target (its catalog row, FOR
+ *		UPDATE) and return it as it is once the lock is granted, or NULL
+ *		when the target has no definition.  Without wait, a definition
+ *		locked by another transaction is not waited for: NULL, and *busy
+ *		set.
+ *
+ * This is a refresh's lock on its target: two refreshes of one target, or
+ * a refresh and a define or forget of it, never run at once, and the
+ * refresh reads the definition only once it holds the lock, so it never
+ * builds from a definition that changed while it waited.  Being a row
+ * lock, it cannot collide with another target's.
+ */
+Definition *
+catalog_lock(const TargetName *target, bool wait, bool *busy)
+{
+	Oid			argtypes[2] = {NAMEOID, NAMEOID};
+	Datum		values[2];
+	List	   *defs;
+
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(target->schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(target->name));
+	defs = catalog_query(wait ?
+						 "WHERE target_schema OPERATOR(pg_catalog.=) $1"
+						 " AND target_name OPERATOR(pg_catalog.=) $2 FOR UPDATE" :
+						 "WHERE target_schema OPERATOR(pg_catalog.=) $1"
+						 " AND target_name OPERATOR(pg_catalog.=) $2"
+						 " FOR UPDATE SKIP LOCKED",
+						 2, argtypes, values);
+	*busy = false;
+	if (defs != NIL)
+		return linitial(defs);
+	if (!wait && catalog_lookup(target) != NULL)
+		*busy = true;
+	return NULL;
+}
+
+/*
  * catalog_list
  *		Every stored definition, in target order.
  */
@@ -201,25 +235,16 @@ static void
 catalog_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
 			  const char *nulls, int expected)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	Oid			owner;
-	int			rc;
+	SpiCall		call;
 
-	owner = sl_relation_owner(get_relname_relid("serving_layer_config",
-												sl_extension_schema()));
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
-	if (rc != expected)
-		elog(ERROR, "writing serving_layer_config failed: %s",
-			 SPI_result_code_string(rc));
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	memset(&call, 0, sizeof(call));
+	call.run_as = sl_relation_owner(get_relname_relid("serving_layer_config",
+													  sl_extension_schema()));
+	call.nargs = nargs;
+	call.argtypes = argtypes;
+	call.values = values;
+	call.nulls = nulls;
+	(void) sl_spi_run(sql, expected, &call);
 }
 
 /*
@@ -368,23 +393,30 @@ catalog_delete(const TargetName *target)
  *		definition; while the table does not exist, the role that defined it.
  */
 void
-catalog_check_owner(const Definition *def, const char *action)
+catalog_check_owner(const Definition *def, CatalogAction action)
 {
 	Oid			relid = target_relid(def->target);
 
 	if (OidIsValid(relid))
 	{
 		if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
-			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, def->target->name);
+			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE,
+						   target_label(def->target));
 		return;
 	}
-	if (!has_privs_of_role(GetUserId(), def->definer))
+	if (has_privs_of_role(GetUserId(), def->definer))
+		return;
+	if (action == CATALOG_FORGET)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to %s the definition of \"%s\"",
-						action, def->target->name),
-				 errdetail("Its serving table does not exist yet, so only the role that defined it can %s it.",
-						   action)));
+				 errmsg("permission denied to forget the definition of serving table \"%s\"",
+						target_label(def->target)),
+				 errdetail("Its serving table does not exist yet, so only the role that defined it can forget it.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to change the definition of serving table \"%s\"",
+					target_label(def->target)),
+			 errdetail("Its serving table does not exist yet, so only the role that defined it can change it.")));
 }
 
 /*
@@ -437,7 +469,8 @@ check_target_privileges(const TargetName *target)
 	if (OidIsValid(relid))
 	{
 		if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
-			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, target->name);
+			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE,
+						   target_label(target));
 		return;
 	}
 	nspid = target_namespace(target);

@@ -44,7 +44,8 @@ PG_FUNCTION_INFO_V1(serving_layer_set_boundary);
 int			sl_swap_lock_timeout = 100;
 int			sl_swap_max_wait = 60000;
 int			sl_if_running = IF_RUNNING_WAIT;
-bool		sl_verbose = false;
+bool		sl_progress = false;
+bool		sl_progress_old_name = false;
 bool		sl_fast_merge = true;
 int			sl_fast_merge_memory = 192 * 1024;
 
@@ -84,10 +85,23 @@ _PG_init(void)
 							 IF_RUNNING_WAIT, if_running_options,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
-	DefineCustomBoolVariable("serving_layer.verbose",
+	DefineCustomBoolVariable("serving_layer.progress",
 							 "Report each phase of a refresh with rows and milliseconds.",
 							 NULL,
-							 &sl_verbose,
+							 &sl_progress,
+							 false,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	/*
+	 * Version 1 named it serving_layer.verbose, which SET cannot name
+	 * unquoted (VERBOSE is an SQL keyword).  The old name keeps working as
+	 * a setting of its own: the lines are printed when either is on.
+	 */
+	DefineCustomBoolVariable("serving_layer.verbose",
+							 "Old name of serving_layer.progress: either one on reports each phase of a refresh.",
+							 NULL,
+							 &sl_progress_old_name,
 							 false,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
@@ -208,12 +222,13 @@ serving_layer_define(PG_FUNCTION_ARGS)
 	MergePlan  *plan;
 	Oid			relid;
 
+	/* refused before any work */
+	PreventCommandIfReadOnly("serving_layer_define()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("target, batch and speed must not be null")));
 
-	PreventCommandIfReadOnly("serving_layer_define()");
 	memset(&def, 0, sizeof(def));
 	def.target = target_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), true);
 	def.batch = PG_GETARG_OID(1);
@@ -238,19 +253,20 @@ serving_layer_define(PG_FUNCTION_ARGS)
 
 	existing = catalog_lookup(def.target);
 	if (existing != NULL)
-		catalog_check_owner(existing, "change");
+		catalog_check_owner(existing, CATALOG_CHANGE);
 
 	plan = merge_plan_build(&def);
 	check_layer_privileges(plan);
+	/* an existing serving table is read below: lock it, as a query would */
+	relid = target_lock(def.target, AccessShareLock);
 	check_target_privileges(def.target);
-	relid = target_relid(def.target);
 	if (OidIsValid(relid))
 	{
 		if (relid == def.batch || relid == def.speed)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("serving table \"%s\" cannot be its own batch or speed table",
-							def.target->name)));
+							target_label(def.target))));
 		merge_plan_check_target(plan, relid);
 	}
 	catalog_store(&def, plan);
@@ -312,6 +328,7 @@ serving_layer_forget(PG_FUNCTION_ARGS)
 	TargetName *target;
 	Definition *def;
 
+	/* refused before any work */
 	PreventCommandIfReadOnly("serving_layer_forget()");
 	target = target_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
 	def = catalog_lookup(target);
@@ -320,8 +337,8 @@ serving_layer_forget(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("serving table \"%s\" has no definition",
-						target->name)));
-	catalog_check_owner(def, "forget");
+						target_label(target))));
+	catalog_check_owner(def, CATALOG_FORGET);
 	catalog_delete(def->target);
 	live_view_drop(def);
 	PG_RETURN_VOID();
@@ -344,24 +361,25 @@ serving_layer_set_boundary(PG_FUNCTION_ARGS)
 	char	   *boundary = NULL;
 	Oid			relid;
 
+	/* refused before any work */
+	PreventCommandIfReadOnly("serving_layer_set_boundary()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("target must not be null")));
-	PreventCommandIfReadOnly("serving_layer_set_boundary()");
 	target = target_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
 	def = catalog_lookup(target);
 	if (def == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("serving table \"%s\" has no definition",
-						target->name),
+						target_label(target)),
 				 errhint("Define it with serving_layer_define().")));
 	if (def->time_column == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("serving table \"%s\" has no time column",
-						target->name),
+						target_label(target)),
 				 errdetail("A boundary splits the layers by the time column, and the definition names none."),
 				 errhint("Define the serving table again with a \"time_column\".")));
 
@@ -373,7 +391,7 @@ serving_layer_set_boundary(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to set the boundary of serving table \"%s\"",
-						target->name),
+						target_label(target)),
 				 errdetail("Only the owner of the serving table or of its batch table may set its boundary.")));
 
 	plan = merge_plan_build(def);

@@ -18,8 +18,8 @@
  *		 the speed groups no batch row matched.
  * The reads see one snapshot, and every row comes through the layer-reading
  * functions: a plain batch table with a table scan, its unchanged rows
- * copied as stored (batch_scan.c), anything else and the speed layer, whose
- * values may need casting, through their queries (query_rows.c).  The
+ * copied as stored, anything else and the speed layer, whose values may
+ * need casting, through their queries (layer_read.c).  The
  * results are those of the GROUP BY: NULL keys group together, sums are
  * exact for integer and numeric types and raise the same overflow errors,
  * min and max use the types' ordering.
@@ -47,11 +47,10 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#include "batch_scan.h"
 #include "fast_merge_api.h"
 #include "heap_writer.h"
+#include "layer_read.h"
 #include "merge_types.h"
-#include "query_rows.h"
 #include "settings.h"
 #include "fast_merge.h"
 
@@ -166,23 +165,11 @@ static void
 batch_key(TupleTableSlot *slot, void *arg)
 {
 	FastMerge  *fm = arg;
-	int			k = 0;
 	uint64		h;
 
 	if (fm->over_budget)
 		return;
-	if (fm->batchrel != NULL)
-		h = group_key_hash(fm->cols, fm->ncols, slot->tts_values, slot->tts_isnull);
-	else
-	{
-		/* the query returns only the keys: spread them over the columns */
-		for (int i = 0; i < fm->ncols; i++)
-		{
-			fm->values[i] = fm->cols[i].acc == ACC_KEY ? slot->tts_values[k] : (Datum) 0;
-			fm->nulls[i] = fm->cols[i].acc == ACC_KEY ? slot->tts_isnull[k++] : true;
-		}
-		h = group_key_hash(fm->cols, fm->ncols, fm->values, fm->nulls);
-	}
+	h = group_key_hash(fm->cols, fm->ncols, slot->tts_values, slot->tts_isnull);
 	fm->pending[fm->npending++] = h;
 	if (fm->npending == lengthof(fm->pending))
 		keys_flush(fm);
@@ -234,7 +221,7 @@ fm_batch_row_hashed(FastMerge *fm, TupleTableSlot *slot, uint64 h)
 	if (g == NULL)
 	{
 		/* a key of the batch only: the row as it is */
-		if (fm->batchrel != NULL)
+		if (layer_rows_stored(fm->batch))
 			writer_put_slot(fm->writer, slot);
 		else
 			writer_put(fm->writer, slot->tts_values, slot->tts_isnull);
@@ -352,22 +339,6 @@ fm_write_groups(FastMerge *fm)
 }
 
 /*
- * last_key
- *		The number of the last key column: how far a batch row is deformed
- *		to hash its key.
- */
-static int
-last_key(FastMerge *fm)
-{
-	int			last = 0;
-
-	for (int i = 0; i < fm->ncols; i++)
-		if (fm->cols[i].acc == ACC_KEY)
-			last = i + 1;
-	return last;
-}
-
-/*
  * reltuples_of
  *		pg_class.reltuples of a relation (-1 or 0 when unknown).
  */
@@ -402,10 +373,7 @@ key_pass(FastMerge *fm, const MergePlan *plan)
 		return;
 	}
 	hashset_init(&fm->keys, expected, fm->budget);
-	if (fm->batchrel != NULL)
-		batch_scan(fm->batchrel, last_key(fm), batch_key, fm);
-	else
-		query_layer_rows(plan, false, true, batch_key, fm);
+	layer_read(fm->batch, LAYER_KEYS, batch_key, fm);
 	keys_flush(fm);
 	pfree(fm->keys.slots);
 	fm->keys.slots = NULL;
@@ -448,7 +416,7 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 	/* every read sees the snapshot of the build (build.c) */
 	PushActiveSnapshot(GetActiveSnapshot());
 
-	fm->batchrel = batch_scan_open(plan);
+	fm->batch = layer_open(plan, false);
 
 	/*
 	 * The batch keys first, so that their set and the speed groups never
@@ -462,7 +430,12 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 		key_pass(fm, plan);
 	else
 		fm->speed_limit = Min(fm->budget, SPILL_TABLE_BYTES);
-	query_layer_rows(plan, true, false, speed_row, fm);
+	{
+		LayerReader *speed = layer_open(plan, true);
+
+		layer_read(speed, LAYER_ALL, speed_row, fm);
+		layer_close(speed);
+	}
 	if (!fm->global_dups && !fm->over_budget && fm->spill == NULL &&
 		groups_memory(fm) + fm->batch_reltuples * 10 / 7 * sizeof(uint32) <=
 		fm->budget)
@@ -492,20 +465,14 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 	if (fm->spill == NULL)
 	{
 		/* steps 3 and 4 in memory */
-		if (fm->batchrel != NULL)
-			batch_scan(fm->batchrel, fm->ncols, batch_row, fm);
-		else
-			query_layer_rows(plan, false, false, batch_row, fm);
+		layer_read(fm->batch, LAYER_ALL, batch_row, fm);
 		fm_write_groups(fm);
 		*merged_by = "in C";
 	}
 	else
 	{
 		/* the batch rows into the partitions, then partition by partition */
-		if (fm->batchrel != NULL)
-			batch_scan(fm->batchrel, last_key(fm), spill_batch_row, fm);
-		else
-			query_layer_rows(plan, false, false, spill_batch_row, fm);
+		layer_read(fm->batch, LAYER_ROWS_BY_KEY, spill_batch_row, fm);
 		spill_merge(fm);
 		ereport(DEBUG1,
 				(errmsg_internal("C merge spilled: %d partitions, depth %d",
@@ -518,8 +485,7 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 	PopActiveSnapshot();
 	if (fm->rowslot != NULL)
 		ExecDropSingleTupleTableSlot(fm->rowslot);
-	if (fm->batchrel != NULL)
-		table_close(fm->batchrel, NoLock);
+	layer_close(fm->batch);
 
 	MemoryContextSwitchTo(oldcxt);
 	*merged_by = pstrdup(*merged_by);

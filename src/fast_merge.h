@@ -149,7 +149,7 @@ typedef struct FastMerge
 	bool		global_dups;	/* duphashes covers the whole batch layer */
 	Size		speed_limit;	/* memory the speed groups may fill */
 	HeapWriter *writer;
-	Relation	batchrel;		/* the batch table when read directly */
+	struct LayerReader *batch;	/* the batch layer (layer_read.h) */
 	float4		batch_reltuples;
 	float4		speed_reltuples;
 	MemoryContext rowcxt;		/* reset per written row */

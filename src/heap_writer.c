@@ -229,7 +229,7 @@ same_layout(TupleDesc a, TupleDesc b)
 /*
  * writer_put_slot
  *		Write a row read from a table whose columns are the live columns in
- *		order (batch_scan.c), deformed.  When the table stores rows as the
+ *		order (layer_read.c), deformed.  When the table stores rows as the
  *		new heap does, and the stored tuple has all its attributes (a tuple
  *		stored before an ADD COLUMN lacks the new ones, which the new heap
  *		could not fill in), the tuple is copied as it is instead of being

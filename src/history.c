@@ -12,7 +12,6 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -35,10 +34,8 @@ history_record(const char *target, TimestampTz started_at, const char *status,
 	Datum		values[10];
 	char		nulls[11] = "          ";
 	Oid			relid;
-	Oid			save_userid;
-	int			save_sec_context;
 	char	   *sql;
-	int			rc;
+	SpiCall		call;
 
 	values[0] = CStringGetTextDatum(target);
 	values[1] = TimestampTzGetDatum(started_at);
@@ -65,15 +62,11 @@ history_record(const char *target, TimestampTz started_at, const char *status,
 				   sl_qualified("serving_layer_history"));
 	relid = get_relname_relid("serving_layer_history", sl_extension_schema());
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(sl_relation_owner(relid),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, 10, argtypes, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "writing serving_layer_history failed: %s",
-			 SPI_result_code_string(rc));
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	memset(&call, 0, sizeof(call));
+	call.run_as = sl_relation_owner(relid);
+	call.nargs = 10;
+	call.argtypes = argtypes;
+	call.values = values;
+	call.nulls = nulls;
+	(void) sl_spi_run(sql, SPI_OK_INSERT, &call);
 }

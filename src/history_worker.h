@@ -2,7 +2,7 @@
  *
  * history_worker.h
  *	  Record failed refreshes in serving_layer_history from a background
- *	  worker, although the refresh's transaction rolls back
+ *	  worker that waits for the refresh's transaction to end
  *	  (history_worker.c).
  *
  *-------------------------------------------------------------------------
@@ -11,21 +11,16 @@
 #define SL_HISTORY_WORKER_H
 
 #include "datatype/timestamp.h"
-#include "nodes/pg_list.h"
 
-/* One history row of a failed call. */
-typedef struct HistoryEntry
-{
-	char	   *target;
-	TimestampTz started_at;
-	const char *status;
-	int64		batch_rows;
-	int64		speed_rows;
-	int64		output_rows;
-	char	   *error;
-} HistoryEntry;
+/* the failure log of one refresh call, in dynamic shared memory */
+typedef struct FailureLog FailureLog;
 
-extern void history_worker_prepare(void);
-extern void history_record_failures(List *entries);
+extern FailureLog *failure_log_begin(int nrows);
+extern void failure_log_end(FailureLog *log);
+extern void failure_log_target(FailureLog *log, int i, const char *target,
+							   TimestampTz started_at, bool skipped);
+extern void failure_log_forget(FailureLog *log, int i);
+extern void failure_log_error(FailureLog *log, int culprit, int sqlerrcode,
+							  const char *message);
 
 #endif							/* SL_HISTORY_WORKER_H */

@@ -124,9 +124,11 @@ resolve_aggregate(PlanColumn *col, const char *merge, bool from_catalog)
 	if (!can_coerce_type(1, &rettype, &col->typid, COERCION_ASSIGNMENT))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("merge \"%s\" of column \"%s\" returns type %s, which cannot be assigned to type %s",
-						merge, col->name, format_type_be(rettype),
-						format_type_be(col->typid))));
+				 errmsg("result of merge \"%s\" cannot be assigned to column \"%s\"",
+						merge, col->name),
+				 errdetail("The merge returns type %s, the column is of type %s.",
+						   format_type_be(rettype),
+						   format_type_be(col->typid))));
 
 	col->aggoid = funcid;
 	col->aggtype = rettype;

@@ -32,6 +32,7 @@
 #include "merge_kinds.h"
 #include "merge_plan.h"
 #include "merge_types.h"
+#include "target.h"
 
 /*
  * open_layer
@@ -39,23 +40,33 @@
  *		error the user can act on when it is gone or is not a table.
  */
 static Relation
-open_layer(Oid relid, const char *role, const Definition *def)
+open_layer(Oid relid, bool speed, const Definition *def)
 {
 	Relation	rel = try_relation_open(relid, AccessShareLock);
 
+	if (rel == NULL && speed)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("speed table of serving table \"%s\" does not exist",
+						target_label(def->target)),
+				 errdetail("It was the relation with OID %u.", relid),
+				 errhint("Define the serving table again with serving_layer_define().")));
 	if (rel == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("%s table of serving table \"%s\" does not exist",
-						role, def->target->name),
+				 errmsg("batch table of serving table \"%s\" does not exist",
+						target_label(def->target)),
 				 errdetail("It was the relation with OID %u.", relid),
 				 errhint("Define the serving table again with serving_layer_define().")));
 
 	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s table \"%s\" cannot be temporary",
-						role, RelationGetRelationName(rel)),
+				 speed ?
+				 errmsg("speed table \"%s\" cannot be temporary",
+						RelationGetRelationName(rel)) :
+				 errmsg("batch table \"%s\" cannot be temporary",
+						RelationGetRelationName(rel)),
 				 errdetail("A definition outlives the session, a temporary table does not.")));
 
 	switch (rel->rd_rel->relkind)
@@ -69,8 +80,11 @@ open_layer(Oid relid, const char *role, const Definition *def)
 		default:
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("%s \"%s\" is not a table or view",
-							role, RelationGetRelationName(rel))));
+					 errmsg("\"%s\" is not a table or view",
+							RelationGetRelationName(rel)),
+					 speed ?
+					 errdetail("The speed layer of a serving table is a table or a view.") :
+					 errdetail("The batch layer of a serving table is a table or a view.")));
 	}
 	return rel;
 }
@@ -209,15 +223,16 @@ plan_speed_columns(MergePlan *plan, const Definition *def,
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("batch table of serving table \"%s\" has changed since it was defined",
-							def->target->name),
+							target_label(def->target)),
 					 errdetail("The definition matches %d speed columns to the batch table's columns, and the batch table now has %d.",
 							   list_length(def->speed_columns), plan->ncolumns),
 					 errhint("Define the serving table again with serving_layer_define().")));
 		if (list_length(def->speed_columns) != plan->ncolumns)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("speed_columns names %d columns, but the batch table has %d",
-							list_length(def->speed_columns), plan->ncolumns),
+					 errmsg("speed_columns must name one speed column per batch column"),
+					 errdetail("It names %d columns, and the batch table has %d.",
+							   list_length(def->speed_columns), plan->ncolumns),
 					 errhint("List one speed column for each batch column, in batch column order.")));
 		foreach(lc, def->speed_columns)
 		{
@@ -282,10 +297,11 @@ plan_speed_columns(MergePlan *plan, const Definition *def,
 							 COERCION_ASSIGNMENT))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("speed column \"%s\" of type %s cannot be assigned to batch column \"%s\" of type %s",
-							col->speed_name, format_type_be(col->speed_typid),
-							col->name,
-							format_type_with_typemod(col->typid, col->typmod))));
+					 errmsg("speed column \"%s\" cannot be assigned to batch column \"%s\"",
+							col->speed_name, col->name),
+					 errdetail("The speed column is of type %s, the batch column of type %s.",
+							   format_type_be(col->speed_typid),
+							   format_type_with_typemod(col->typid, col->typmod))));
 	}
 }
 
@@ -300,8 +316,8 @@ MergePlan *
 merge_plan_build(const Definition *def)
 {
 	MergePlan  *plan = palloc0(sizeof(MergePlan));
-	Relation	batch = open_layer(def->batch, "batch", def);
-	Relation	speed = open_layer(def->speed, "speed", def);
+	Relation	batch = open_layer(def->batch, false, def);
+	Relation	speed = open_layer(def->speed, true, def);
 	const char *batchname = RelationGetRelationName(batch);
 	List	   *cols = live_columns(RelationGetDescr(batch));
 	ListCell   *lc;

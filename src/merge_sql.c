@@ -337,9 +337,11 @@ merge_sql_select(const MergePlan *plan, bool batch_side, int *nparams,
 /*
  * merge_sql_layer
  *		SELECT of one layer's columns in batch column order, speed values
- *		converted to the batch types: all columns, or only the keys.  Rows
- *		on the other side of the time boundary are left out; the boundary
- *		is parameter $1 when merge_sql_layer_params() says there is one.
+ *		converted to the batch types: all columns, or only the keys (NULL
+ *		in the place of the others, so that every column keeps its
+ *		position).  Rows on the other side of the time boundary are left
+ *		out; the boundary is parameter $1 when merge_sql_layer_params() says
+ *		there is one.
  */
 char *
 merge_sql_layer(const MergePlan *plan, bool speed, bool keys_only)
@@ -353,12 +355,12 @@ merge_sql_layer(const MergePlan *plan, bool speed, bool keys_only)
 	{
 		const PlanColumn *col = &plan->columns[i];
 
-		if (keys_only && col->kind != MERGE_KEY)
-			continue;
 		if (!first)
 			appendStringInfoString(&buf, ", ");
 		first = false;
-		if (!speed)
+		if (keys_only && col->kind != MERGE_KEY)
+			appendStringInfoString(&buf, "NULL");
+		else if (!speed)
 			appendStringInfo(&buf, "l.%s", quote_identifier(col->name));
 		else
 			appendStringInfoString(&buf, speed_value(col, "l"));

@@ -6,7 +6,7 @@
  *
  * Types only: merge_plan.c builds a plan (merge_plan.h), merge_kinds.c
  * fills in the measures' merges (merge_kinds.h), and the build reads it
- * (merge_sql.c, fast_merge.c, batch_scan.c).  Keeping the types apart from
+ * (merge_sql.c, fast_merge.c, layer_read.c).  Keeping the types apart from
  * the functions keeps merge_plan.c and merge_kinds.c from including each
  * other.
  *

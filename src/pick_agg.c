@@ -51,7 +51,9 @@ serving_layer_pick_transfn(PG_FUNCTION_ARGS)
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "serving_layer_pick_transfn called in non-aggregate context");
 	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		elog(ERROR, "serving_layer_pick needs a layer and a preference");
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the layer and preference arguments of serving_layer_pick must not be null")));
 
 	st = PG_ARGISNULL(0) ? NULL : (PickState *) PG_GETARG_POINTER(0);
 	if (st == NULL)
@@ -99,17 +101,30 @@ serving_layer_pick_finalfn(PG_FUNCTION_ARGS)
 	else
 		win = st->count[0] > 0 ? 0 : 1;
 
+	if (st->count[win] > 1 && win == 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CARDINALITY_VIOLATION),
+				 errmsg("more than one speed row for one key of column \"%s\"",
+						st->column),
+				 st->prefer_speed ?
+				 errdetail("A \"speed\" merge takes the value of the key's single speed row, and this key has %lld.",
+						   (long long) st->count[win]) :
+				 errdetail("A \"batch\" merge of a key without batch row takes the value of its single speed row, and this key has %lld.",
+						   (long long) st->count[win]),
+				 errhint("Aggregate the speed layer by key, or merge column \"%s\" with an aggregate such as \"max\".",
+						 st->column)));
 	if (st->count[win] > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_CARDINALITY_VIOLATION),
-				 errmsg("more than one %s row for one key of column \"%s\"",
-						win == 1 ? "speed" : "batch", st->column),
-				 errdetail("A \"%s\" merge takes the value of the key's single %s row, and this key has %lld.",
-						   st->prefer_speed ? "speed" : "batch",
-						   win == 1 ? "speed" : "batch",
+				 errmsg("more than one batch row for one key of column \"%s\"",
+						st->column),
+				 st->prefer_speed ?
+				 errdetail("A \"speed\" merge of a key without speed row takes the value of its single batch row, and this key has %lld.",
+						   (long long) st->count[win]) :
+				 errdetail("A \"batch\" merge takes the value of the key's single batch row, and this key has %lld.",
 						   (long long) st->count[win]),
-				 errhint("Aggregate the %s layer by key, or merge column \"%s\" with an aggregate such as \"max\".",
-						 win == 1 ? "speed" : "batch", st->column)));
+				 errhint("Aggregate the batch layer by key, or merge column \"%s\" with an aggregate such as \"max\".",
+						 st->column)));
 
 	if (st->isnull[win])
 		PG_RETURN_NULL();

@@ -12,12 +12,11 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
-#include "nodes/params.h"
 #include "tcop/dest.h"
 #include "utils/memutils.h"
 
 #include "query_rows.h"
-#include "merge_sql.h"
+#include "util.h"
 
 typedef struct CallbackReceiver
 {
@@ -71,17 +70,7 @@ query_rows(const char *sql, int nparams, Oid *paramtypes, Datum *paramvalues,
 		   bool read_only, QueryRowFn fn, void *arg)
 {
 	CallbackReceiver receiver;
-	SPIExecuteOptions options;
-	ParamListInfo params = makeParamList(nparams);
-	int			rc;
-
-	for (int i = 0; i < nparams; i++)
-	{
-		params->params[i].value = paramvalues[i];
-		params->params[i].isnull = false;
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = paramtypes[i];
-	}
+	SpiCall		call;
 
 	memset(&receiver, 0, sizeof(receiver));
 	receiver.pub.receiveSlot = callback_receive;
@@ -95,36 +84,13 @@ query_rows(const char *sql, int nparams, Oid *paramtypes, Datum *paramvalues,
 											"serving_layer query row",
 											ALLOCSET_DEFAULT_SIZES);
 
-	memset(&options, 0, sizeof(options));
-	options.params = params;
-	options.read_only = read_only;
-	options.dest = (DestReceiver *) &receiver;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_extended(sql, &options);
-	/* SPI reports a query sent to a receiver of ours as a utility command */
-	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
-		elog(ERROR, "query failed: %s", SPI_result_code_string(rc));
-	SPI_finish();
+	memset(&call, 0, sizeof(call));
+	call.read_only = read_only;
+	call.nargs = nparams;
+	call.argtypes = paramtypes;
+	call.values = paramvalues;
+	call.dest = (DestReceiver *) &receiver;
+	(void) sl_spi_run(sql, SPI_OK_SELECT, &call);
 	MemoryContextDelete(receiver.rowcxt);
 }
 
-/*
- * query_layer_rows
- *		Call fn(slot, arg) for each row of one layer that the merge takes
- *		(merge_sql_layer()), under the active snapshot: all columns in batch
- *		column order, or only the keys.
- */
-void
-query_layer_rows(const MergePlan *plan, bool speed, bool keys_only,
-				 QueryRowFn fn, void *arg)
-{
-	Oid		   *paramtypes;
-	Datum	   *paramvalues;
-	int			nparams;
-
-	nparams = merge_sql_layer_params(plan, speed, &paramtypes, &paramvalues);
-	query_rows(merge_sql_layer(plan, speed, keys_only), nparams, paramtypes,
-			   paramvalues, true, fn, arg);
-}

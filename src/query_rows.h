@@ -11,15 +11,11 @@
 
 #include "executor/tuptable.h"
 
-#include "merge_types.h"
-
 /* called once per row, in a memory context reset after each row */
 typedef void (*QueryRowFn) (TupleTableSlot *slot, void *arg);
 
 extern void query_rows(const char *sql, int nparams, Oid *paramtypes,
 					   Datum *paramvalues, bool read_only, QueryRowFn fn,
 					   void *arg);
-extern void query_layer_rows(const MergePlan *plan, bool speed,
-							 bool keys_only, QueryRowFn fn, void *arg);
 
 #endif							/* SL_QUERY_ROWS_H */

@@ -1,62 +1,69 @@
 /*-------------------------------------------------------------------------
  *
  * retire.c
- *	  Drop the serving table's old storage after the refresh commits, not
- *	  while its exclusive lock is held.
+ *	  After the swap, get rid of the serving table's old storage (which the
+ *	  new heap now holds): at once when it is small, else after the
+ *	  refresh's transaction is over, not while its exclusive lock is held.
  *
- * After the swap, the new heap holds the serving table's old storage.
- * Dropping it in the refresh's transaction would truncate and unlink its
- * files at commit, while the serving table is still locked ACCESS
+ * Dropping the old heap in the refresh's transaction truncates and unlinks
+ * its files at commit, while the serving table is still locked ACCESS
  * EXCLUSIVE: measured on 5M rows with one index, 150 ms of readers stalled
  * behind the commit, most of it in truncate().  So an old heap of 64MB or
  * more (heap, TOAST and indexes; smaller ones are dropped at once, in a few
- * milliseconds) is retired instead: renamed pg_temp_<serving table oid>_retired_<xid>, and a dynamic
- * background worker started now waits for the refresh's transaction to end,
- * then drops it (if the transaction rolled back, the retired heap never
- * existed for anyone else and is gone already).  If no worker can be
- * started, the old heap is dropped in the refresh's transaction, as before.
- * A retired heap left by a crash is dropped by the next refresh of the same
- * target.
+ * milliseconds) is retired instead: renamed
+ * pg_temp_<serving table oid>_retired_<xid>, given an AUTO dependency on the
+ * serving table (which marks it as ours, and drops it with the serving
+ * table), and a dynamic background worker started now waits for the
+ * refresh's transaction to end, then drops it (if the transaction rolled
+ * back, the retired heap never existed for anyone else and is gone
+ * already).  If no worker can be started, the old heap is dropped in the
+ * refresh's transaction.  A retired heap left by a crash is found by the
+ * next refresh of the same target and handed to its worker.
+ *
+ * Only relations this file retired are ever dropped: the name alone could
+ * be any user's table, so a relation is taken for retired only with the
+ * name, the relkind and the AUTO dependency on its serving table.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
 #include "access/table.h"
-#include "access/toast_internals.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
-#include "catalog/namespace.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_type.h"
+#include "catalog/pg_depend.h"
 #include "commands/tablecmds.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "storage/bufmgr.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
-#include "utils/builtins.h"
-#include "utils/lsyscache.h"
-#include "utils/memutils.h"
+#include "utils/fmgroids.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "retire.h"
+#include "swap_files.h"
 #include "util.h"
 
-/* what a cleanup worker gets, in bgw_extra */
-#define RETIRE_MAX_PER_WORKER ((BGW_EXTRALEN - 3 * sizeof(Oid)) / sizeof(Oid))
+/* what a cleanup worker gets, in bgw_extra: (serving, retired) pairs */
+#define RETIRE_MAX_PER_WORKER \
+	((BGW_EXTRALEN - 3 * sizeof(Oid)) / (2 * sizeof(Oid)))
 
 typedef struct RetireMessage
 {
 	Oid			dboid;
 	Oid			roleid;
 	Oid			nrels;
-	Oid			relids[RETIRE_MAX_PER_WORKER];
+	Oid			pairs[RETIRE_MAX_PER_WORKER][2];
 } RetireMessage;
 
 StaticAssertDecl(sizeof(RetireMessage) <= BGW_EXTRALEN,
@@ -75,97 +82,70 @@ retired_prefix(Oid serving)
 }
 
 /*
- * rename_rel
- *		Rename a relation (TOAST tables and indexes included) internally.
+ * has_auto_dependency
+ *		Whether relid has an AUTO dependency on the serving table, which
+ *		only retire_storage() gives a heap.
+ */
+static bool
+has_auto_dependency(Oid relid, Oid serving)
+{
+	Relation	pg_depend = table_open(DependRelationId, AccessShareLock);
+	ScanKeyData key[3];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(RelationRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	ScanKeyInit(&key[2], Anum_pg_depend_objsubid, BTEqualStrategyNumber,
+				F_INT4EQ, Int32GetDatum(0));
+	scan = systable_beginscan(pg_depend, DependDependerIndexId, true, NULL,
+							  3, key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		found = dep->refclassid == RelationRelationId &&
+			dep->refobjid == serving && dep->refobjsubid == 0 &&
+			dep->deptype == DEPENDENCY_AUTO;
+	}
+	systable_endscan(scan);
+	table_close(pg_depend, AccessShareLock);
+	return found;
+}
+
+/*
+ * is_retired_heap
+ *		Whether relid is a heap retire_storage() retired for serving.
+ */
+static bool
+is_retired_heap(Oid relid, Oid serving)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	char	   *prefix = retired_prefix(serving);
+	bool		named;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	named = ((Form_pg_class) GETSTRUCT(tup))->relkind == RELKIND_RELATION &&
+		strncmp(NameStr(((Form_pg_class) GETSTRUCT(tup))->relname), prefix,
+				strlen(prefix)) == 0;
+	ReleaseSysCache(tup);
+	return named && has_auto_dependency(relid, serving);
+}
+
+/*
+ * drop_relation
+ *		Drop a relation with what depends on it internally (its TOAST
+ *		table, its indexes).
  */
 static void
-rename_rel(Oid relid, const char *name, bool is_index)
-{
-	RenameRelationInternal(relid, name, true, is_index);
-	CommandCounterIncrement();
-}
-
-/*
- * retire_old_heap
- *		After the swap: rename the heap now holding the serving table's old
- *		storage out of the way, and give the serving table's new TOAST table
- *		and its index their conventional names (pg_toast_<oid>), which the
- *		old TOAST table, still alive, had.
- */
-void
-retire_old_heap(Oid serving, Oid oldheap)
-{
-	Relation	rel;
-	Oid			newtoast;
-	Oid			oldtoast;
-
-	rename_rel(oldheap, psprintf("%s%u", retired_prefix(serving),
-								 GetTopTransactionId()), false);
-
-	rel = table_open(serving, NoLock);
-	newtoast = rel->rd_rel->reltoastrelid;
-	table_close(rel, NoLock);
-	rel = table_open(oldheap, NoLock);
-	oldtoast = rel->rd_rel->reltoastrelid;
-	table_close(rel, NoLock);
-
-	/* swap the two TOAST tables' names through a third one */
-	if (OidIsValid(newtoast))
-	{
-		rename_rel(newtoast, psprintf("pg_toast_%u_new", serving), false);
-		rename_rel(toast_get_valid_index(newtoast, AccessExclusiveLock),
-				   psprintf("pg_toast_%u_new_index", serving), true);
-	}
-	if (OidIsValid(oldtoast))
-	{
-		rename_rel(oldtoast, psprintf("pg_toast_%u", oldheap), false);
-		rename_rel(toast_get_valid_index(oldtoast, AccessExclusiveLock),
-				   psprintf("pg_toast_%u_index", oldheap), true);
-	}
-	if (OidIsValid(newtoast))
-	{
-		rename_rel(newtoast, psprintf("pg_toast_%u", serving), false);
-		rename_rel(toast_get_valid_index(newtoast, AccessExclusiveLock),
-				   psprintf("pg_toast_%u_index", serving), true);
-	}
-}
-
-/*
- * retire_name_toast
- *		Once the old TOAST table is dropped: give the serving table's TOAST
- *		table and its index their conventional names.
- */
-void
-retire_name_toast(Oid serving)
-{
-	Relation	rel = table_open(serving, NoLock);
-	Oid			toast = rel->rd_rel->reltoastrelid;
-
-	table_close(rel, NoLock);
-	if (!OidIsValid(toast))
-		return;
-	rename_rel(toast, psprintf("pg_toast_%u", serving), false);
-	rename_rel(toast_get_valid_index(toast, AccessExclusiveLock),
-			   psprintf("pg_toast_%u_index", serving), true);
-}
-
-/*
- * drop_heap
- *		Drop a retired heap (with its TOAST table and index copies) if it
- *		still exists and nobody else is dropping it.
- */
-static void
-drop_heap(Oid relid)
+drop_relation(Oid relid)
 {
 	ObjectAddress object;
 
-	if (!ConditionalLockRelationOid(relid, AccessExclusiveLock))
-		return;
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-	{
-		UnlockRelationOid(relid, AccessExclusiveLock);
-		return;
-	}
 	object.classId = RelationRelationId;
 	object.objectId = relid;
 	object.objectSubId = 0;
@@ -174,53 +154,144 @@ drop_heap(Oid relid)
 }
 
 /*
- * retire_drop_leftovers
- *		Drop the retired heaps of a serving table that a crash left behind.
- *		Called by a refresh holding the target's refresh lock.
+ * drop_retired
+ *		Drop a retired heap if it still is one and nobody else is dropping
+ *		it.
  */
-void
-retire_drop_leftovers(Oid serving)
+static void
+drop_retired(Oid serving, Oid relid)
 {
-	Oid			argtypes[2] = {OIDOID, TEXTOID};
-	Datum		values[2];
-	MemoryContext outer = CurrentMemoryContext;
-	List	   *relids = NIL;
+	if (!ConditionalLockRelationOid(relid, AccessExclusiveLock))
+		return;
+	if (!is_retired_heap(relid, serving))
+	{
+		UnlockRelationOid(relid, AccessExclusiveLock);
+		return;
+	}
+	drop_relation(relid);
+}
+
+/*
+ * storage_blocks
+ *		Blocks of a heap's main fork, its TOAST table's and its indexes'.
+ */
+static BlockNumber
+storage_blocks(Relation rel)
+{
+	BlockNumber total = RelationGetNumberOfBlocks(rel);
+	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
 
-	values[0] = ObjectIdGetDatum(get_rel_namespace(serving));
-	values[1] = CStringGetTextDatum(retired_prefix(serving));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT oid FROM pg_catalog.pg_class"
-							  " WHERE relnamespace OPERATOR(pg_catalog.=) $1"
-							  " AND pg_catalog.starts_with(relname::pg_catalog.text, $2)",
-							  2, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not look for retired heaps");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	if (OidIsValid(rel->rd_rel->reltoastrelid))
 	{
-		bool		isnull;
-		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-														   SPI_tuptable->tupdesc,
-														   1, &isnull));
-		MemoryContext spicxt = MemoryContextSwitchTo(outer);
+		Relation	toast = table_open(rel->rd_rel->reltoastrelid, AccessShareLock);
 
-		relids = lappend_oid(relids, relid);
-		MemoryContextSwitchTo(spicxt);
+		total += storage_blocks(toast);
+		table_close(toast, AccessShareLock);
 	}
-	SPI_finish();
-	foreach(lc, relids)
-		drop_heap(lfirst_oid(lc));
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+
+		total += RelationGetNumberOfBlocks(idx);
+		index_close(idx, AccessShareLock);
+	}
+	return total;
+}
+
+/*
+ * add_leftovers
+ *		Append to *deferred the retired heaps of serving that earlier
+ *		refreshes left behind (their worker never ran: a crash, a
+ *		terminated worker), found by their AUTO dependency on it.
+ */
+static void
+add_leftovers(Oid serving, List **deferred)
+{
+	Relation	pg_depend = table_open(DependRelationId, AccessShareLock);
+	ScanKeyData key[3];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *found = NIL;
+	ListCell   *lc;
+
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(RelationRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(serving));
+	ScanKeyInit(&key[2], Anum_pg_depend_refobjsubid, BTEqualStrategyNumber,
+				F_INT4EQ, Int32GetDatum(0));
+	scan = systable_beginscan(pg_depend, DependReferenceIndexId, true, NULL,
+							  3, key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (dep->classid == RelationRelationId && dep->objsubid == 0 &&
+			dep->deptype == DEPENDENCY_AUTO)
+			found = lappend_oid(found, dep->objid);
+	}
+	systable_endscan(scan);
+	table_close(pg_depend, AccessShareLock);
+
+	foreach(lc, found)
+		if (is_retired_heap(lfirst_oid(lc), serving))
+		{
+			*deferred = lappend_oid(*deferred, serving);
+			*deferred = lappend_oid(*deferred, lfirst_oid(lc));
+		}
+}
+
+/*
+ * retire_storage
+ *		After the swap: drop oldheap, which now holds the serving table's old
+ *		storage, at once when it is small; else rename it out of the way,
+ *		mark it retired and append (serving, oldheap) to *deferred, for
+ *		retire_launch_cleanup().  Retired heaps of serving left by earlier
+ *		refreshes are appended too.  Either way the serving table's TOAST
+ *		table ends up named after it.
+ */
+void
+retire_storage(Oid serving, Oid oldheap, List **deferred)
+{
+	Relation	rel = table_open(oldheap, NoLock);
+	Size		bytes = (Size) storage_blocks(rel) * BLCKSZ;
+	ObjectAddress retired;
+	ObjectAddress target;
+
+	table_close(rel, NoLock);
+	add_leftovers(serving, deferred);
+	if (bytes < RETIRE_MIN_BYTES)
+	{
+		drop_relation(oldheap);
+		swap_toast_names(serving, InvalidOid);
+		return;
+	}
+
+	RenameRelationInternal(oldheap, psprintf("%s%u", retired_prefix(serving),
+											 GetTopTransactionId()),
+						   true, false);
+	retired.classId = target.classId = RelationRelationId;
+	retired.objectSubId = target.objectSubId = 0;
+	retired.objectId = oldheap;
+	target.objectId = serving;
+	recordDependencyOn(&retired, &target, DEPENDENCY_AUTO);
+	CommandCounterIncrement();
+	swap_toast_names(serving, oldheap);
+	*deferred = lappend_oid(*deferred, serving);
+	*deferred = lappend_oid(*deferred, oldheap);
 }
 
 /*
  * retire_launch_cleanup
- *		Start the workers that drop these retired heaps once this
- *		transaction is over; drop them now those that no worker can take.
+ *		Start the workers that drop the retired heaps of deferred (a flat
+ *		list of serving, retired pairs) once this transaction is over; drop
+ *		now those that no worker can take.
  */
 void
-retire_launch_cleanup(List *relids)
+retire_launch_cleanup(List *deferred)
 {
-	int			n = list_length(relids);
+	int			n = list_length(deferred) / 2;
 	int			done = 0;
 
 	while (done < n)
@@ -235,7 +306,10 @@ retire_launch_cleanup(List *relids)
 		msg.roleid = BOOTSTRAP_SUPERUSERID;
 		msg.nrels = batch;
 		for (int i = 0; i < batch; i++)
-			msg.relids[i] = list_nth_oid(relids, done + i);
+		{
+			msg.pairs[i][0] = list_nth_oid(deferred, 2 * (done + i));
+			msg.pairs[i][1] = list_nth_oid(deferred, 2 * (done + i) + 1);
+		}
 
 		if (!sl_start_worker("serving_layer_cleanup_worker",
 							 "serving_layer cleanup",
@@ -244,7 +318,7 @@ retire_launch_cleanup(List *relids)
 		{
 			/* no worker: drop them here, at the cost of a longer lock */
 			for (int i = 0; i < batch; i++)
-				drop_heap(msg.relids[i]);
+				drop_retired(msg.pairs[i][0], msg.pairs[i][1]);
 		}
 		done += batch;
 	}
@@ -253,7 +327,7 @@ retire_launch_cleanup(List *relids)
 /*
  * serving_layer_cleanup_worker
  *		Background worker: wait for the refresh's transaction (main_arg) to
- *		end, then drop the retired heaps it names, if they exist.
+ *		end, then drop the retired heaps it names, if they still are.
  */
 void
 serving_layer_cleanup_worker(Datum main_arg)
@@ -274,7 +348,7 @@ serving_layer_cleanup_worker(Datum main_arg)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	for (Oid i = 0; i < msg.nrels; i++)
-		drop_heap(msg.relids[i]);
+		drop_retired(msg.pairs[i][0], msg.pairs[i][1]);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);

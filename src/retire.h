@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * retire.h
- *	  Drop a serving table's old storage, at once or once the refresh's
- *	  transaction is over (retire.c).
+ *	  Get rid of a serving table's old storage after the swap: at once, or
+ *	  once the refresh's transaction is over (retire.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -14,9 +14,7 @@
 /* old storage of this size or more is dropped after the commit */
 #define RETIRE_MIN_BYTES ((Size) 64 * 1024 * 1024)
 
-extern void retire_old_heap(Oid serving, Oid oldheap);
-extern void retire_name_toast(Oid serving);
-extern void retire_drop_leftovers(Oid serving);
-extern void retire_launch_cleanup(List *relids);
+extern void retire_storage(Oid serving, Oid oldheap, List **deferred);
+extern void retire_launch_cleanup(List *deferred);
 
 #endif							/* SL_RETIRE_H */

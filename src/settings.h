@@ -17,8 +17,12 @@ typedef enum
 extern int	sl_swap_lock_timeout;
 extern int	sl_swap_max_wait;
 extern int	sl_if_running;
-extern bool sl_verbose;
+extern bool sl_progress;
+extern bool sl_progress_old_name;	/* serving_layer.verbose, version 1's name */
 extern double sl_min_batch_fraction;	/* batch_guard.c */
+
+/* whether serving_layer.progress (or its old name) asks for progress lines */
+#define SL_PROGRESS() (sl_progress || sl_progress_old_name)
 extern bool sl_fast_merge;
 extern int	sl_fast_merge_memory;
 

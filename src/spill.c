@@ -41,6 +41,7 @@
 #include "utils/rel.h"
 
 #include "fast_merge.h"
+#include "layer_read.h"
 
 #define PART_SHIFT_FIRST	32	/* the first partition bit of a key hash */
 #define PART_SHIFT_END		57	/* bits from here on are the table's tags */
@@ -362,7 +363,8 @@ spill_row_write(FastMerge *fm, BufFile **file, uint64 h, TupleTableSlot *slot)
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(fm->cxt);
 
-		fm->rowdesc = fm->batchrel != NULL ? RelationGetDescr(fm->batchrel) :
+		fm->rowdesc = layer_stored_desc(fm->batch) != NULL ?
+			layer_stored_desc(fm->batch) :
 			CreateTupleDescCopy(slot->tts_tupleDescriptor);
 		fm->rowslot = MakeSingleTupleTableSlot(fm->rowdesc, &TTSOpsHeapTuple);
 		MemoryContextSwitchTo(oldcxt);

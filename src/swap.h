@@ -13,8 +13,7 @@
 
 #include "build.h"
 
-extern void swap_lock_serving_tables(List *relids, List *names,
-									 List *displays);
+extern int	swap_lock_serving_tables(List *relids, List *names);
 extern void swap_storage(BuildResult *result);
 
 #endif							/* SL_SWAP_H */

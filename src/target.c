@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
@@ -115,4 +116,32 @@ target_relid(const TargetName *target)
 	if (!OidIsValid(nspid))
 		return InvalidOid;
 	return get_relname_relid(target->name, nspid);
+}
+
+/*
+ * target_lock
+ *		Lock the serving table in lockmode and return its OID, or
+ *		InvalidOid if it does not exist (also when it was dropped while we
+ *		waited for the lock).
+ */
+Oid
+target_lock(const TargetName *target, LOCKMODE lockmode)
+{
+	return RangeVarGetRelidExtended(makeRangeVar(target->schema, target->name,
+												 -1),
+									lockmode, RVR_MISSING_OK, NULL, NULL);
+}
+
+/*
+ * target_label
+ *		The target as messages name it, inside double quotes: "schema.name"
+ *		when the user qualified it, else "name", as core names relations.
+ *		The error context of a refresh names it the same way.
+ */
+const char *
+target_label(const TargetName *target)
+{
+	if (strcmp(target->display, quote_identifier(target->name)) == 0)
+		return target->name;
+	return psprintf("%s.%s", target->schema, target->name);
 }

@@ -2,8 +2,9 @@
  *
  * util.c
  *	  Small helpers shared by several modules: the extension's schema and
- *	  relations, relation owners, elapsed time for the progress lines, and
- *	  starting the extension's background workers.
+ *	  relations, relation owners, elapsed time for the progress lines,
+ *	  starting the extension's background workers, and running one SQL
+ *	  statement through SPI.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,7 +17,9 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/params.h"
 #include "postmaster/bgworker.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -151,4 +154,80 @@ sl_start_worker(const char *function, const char *name, Datum main_arg,
 	if (extralen > 0)
 		memcpy(worker.bgw_extra, extra, extralen);
 	return RegisterDynamicBackgroundWorker(&worker, handle);
+}
+
+/*
+ * sl_spi_run
+ *		Run one SQL statement through SPI: connect, switch to call->run_as
+ *		(if set) for the statement only, execute with the parameters, check
+ *		that SPI returned expected, hand each row to call->row_fn in the
+ *		caller's memory context, finish.  Returns the number of rows
+ *		processed.  call may be NULL (no parameters, as the current user).
+ *
+ * With call->dest the rows go to that receiver instead, one at a time, and
+ * are not collected; SPI then reports a SELECT as SPI_OK_UTILITY, which is
+ * taken for SPI_OK_SELECT here.  A role switch is a local one
+ * (SECURITY_LOCAL_USERID_CHANGE): an error aborts the transaction, which
+ * restores the user, so nothing needs restoring on the error path.
+ */
+uint64
+sl_spi_run(const char *sql, int expected, const SpiCall *call)
+{
+	static const SpiCall none;
+	MemoryContext outer = CurrentMemoryContext;
+	SPIExecuteOptions options;
+	Oid			save_userid = InvalidOid;
+	int			save_sec_context = 0;
+	uint64		processed;
+	int			rc;
+
+	if (call == NULL)
+		call = &none;
+	memset(&options, 0, sizeof(options));
+	options.read_only = call->read_only;
+	options.dest = call->dest;
+	if (call->nargs > 0)
+	{
+		options.params = makeParamList(call->nargs);
+		for (int i = 0; i < call->nargs; i++)
+		{
+			ParamExternData *p = &options.params->params[i];
+
+			p->value = call->values[i];
+			p->isnull = call->nulls != NULL && call->nulls[i] == 'n';
+			p->pflags = PARAM_FLAG_CONST;
+			p->ptype = call->argtypes[i];
+		}
+	}
+
+	if (OidIsValid(call->run_as))
+	{
+		GetUserIdAndSecContext(&save_userid, &save_sec_context);
+		SetUserIdAndSecContext(call->run_as,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_extended(sql, &options);
+	if (call->dest != NULL && rc == SPI_OK_UTILITY)
+		rc = SPI_OK_SELECT;
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_extended returned %s for \"%s\"",
+			 SPI_result_code_string(rc), sql);
+	processed = SPI_processed;
+	if (call->row_fn != NULL && SPI_tuptable != NULL)
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext spicxt = MemoryContextSwitchTo(outer);
+
+			call->row_fn(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+						 call->row_arg);
+			MemoryContextSwitchTo(spicxt);
+		}
+	}
+	SPI_finish();
+	if (OidIsValid(call->run_as))
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	return processed;
 }

@@ -9,7 +9,7 @@
 #   - while the refresh waits for the swap lock (another session holds the
 #     serving table).
 # Each time: the refresh fails with query_canceled (57014) and the context
-# "refresh of serving table sl_serving" (and, in the build phases, the
+# 'refresh of serving table "sl_serving"' (and, in the build phases, the
 # function that was sleeping, which proves where it was interrupted); the
 # serving table is unchanged; pg_class is exactly as before; no lock is
 # left; amcheck is clean; and the same session is usable afterwards: it
@@ -105,7 +105,7 @@ foreach my $how ('pg_cancel_backend', 'statement_timeout')
 		  ? 'canceling statement due to statement timeout'
 		  : 'canceling statement due to user request';
 		like($stderr, qr/ERROR:  57014: \Q$message\E/, "$label: query_canceled");
-		like($stderr, qr/CONTEXT:.*refresh of serving table sl_serving/s,
+		like($stderr, qr/CONTEXT:.*refresh of serving table "sl_serving"/s,
 			"$label: the error names the serving table");
 		like($stderr, qr/CONTEXT:.*\Q$function\E/s, "$label: interrupted in $function")
 		  if defined $function;

@@ -1,12 +1,14 @@
-# test/t/070_verbose.pl
+# test/t/070_progress.pl
 #
-# serving_layer.verbose: with it on, a refresh reports each phase of each
+# serving_layer.progress: with it on, a refresh reports each phase of each
 # target as one INFO line "refresh of <target>: <phase>: <details>, <ms> ms"
 # (build with the rows read and written and how they were merged, index,
 # analyze, lock, swap); with
 # it off (the default) it reports nothing.  The milliseconds vary from run to
 # run, which is why this is a TAP test reading psql's stderr with patterns
-# rather than a pg_regress test.
+# rather than a pg_regress test.  Version 1's name, serving_layer.verbose
+# (which SET can only name quoted, VERBOSE being an SQL keyword), keeps
+# working.
 
 use strict;
 use warnings;
@@ -15,7 +17,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('verbose');
+my $node = PostgreSQL::Test::Cluster->new('progress');
 $node->init;
 $node->start;
 
@@ -110,15 +112,15 @@ sub check_phases
 
 # Off by default: no INFO at all.
 my ($out, @info) = run_sql(q{SELECT * FROM serving_layer_refresh('serving')},
-	'verbose off');
-is($out, 'serving|4|2|5|ok||', 'verbose off: the refresh works');
-is(scalar(@info), 0, 'verbose off: no INFO line');
-is($node->safe_psql('postgres', 'LOAD \'serving_layer\'; SHOW serving_layer."verbose"'),
-	'off', 'serving_layer.verbose is off by default');
+	'progress off');
+is($out, 'serving|4|2|5|ok||', 'progress off: the refresh works');
+is(scalar(@info), 0, 'progress off: no INFO line');
+is($node->safe_psql('postgres', 'LOAD \'serving_layer\'; SHOW serving_layer.progress'),
+	'off', 'serving_layer.progress is off by default');
 
 # On, one existing target with two indexes.
 ($out, @info) = run_sql(
-	q{SET serving_layer."verbose" = on;
+	q{SET serving_layer.progress = on;
 SELECT * FROM serving_layer_refresh('serving')}, 'one target');
 is($out, 'serving|4|2|5|ok||', 'one target: the refresh works');
 is(scalar(@info), 5, 'one target: five INFO lines');
@@ -127,7 +129,7 @@ check_phases('one target', 'serving', '4|2|5', 2, 'in C', @info);
 # On, every target (one of them created by this refresh): each target's
 # phases, in target order.
 ($out, @info) = run_sql(
-	q{SET serving_layer."verbose" = on;
+	q{SET serving_layer.progress = on;
 SELECT * FROM serving_layer_refresh()}, 'every target');
 is($out, qq{"Sales"."by city"|4|2|5|ok||\nserving|4|2|5|ok||},
 	'every target: both refreshed');
@@ -140,7 +142,7 @@ is( scalar(grep { /^refresh of (?!"Sales"\."by city": |serving: )/ } @info),
 # set_config works too, and INFO is shown whatever client_min_messages says.
 $node->safe_psql('postgres', q{INSERT INTO speed VALUES ('f', 1, 1)});
 ($out, @info) = run_sql(
-	q{SELECT set_config('serving_layer.verbose', 'on', false);
+	q{SELECT set_config('serving_layer.progress', 'on', false);
 SET client_min_messages = error;
 SELECT * FROM serving_layer_refresh('serving')}, 'set_config');
 is($out, "on\nserving|4|3|6|ok||", 'set_config: the refresh works');
@@ -159,17 +161,17 @@ SELECT serving_layer_define('notes', 'batch2', 'speed2', key => '{city}', merge 
 SELECT serving_layer_define('sums', 'batch2', 'speed2');
 });
 ($out, @info) = run_sql(
-	q{SET serving_layer."verbose" = on;
+	q{SET serving_layer.progress = on;
 SELECT * FROM serving_layer_refresh('notes')}, 'text max');
 is($out, 'notes|1000|500|1000|ok||', 'text max: the refresh works');
 check_phases('text max', 'notes', '1000|500|1000', 0, 'by GROUP BY', @info);
 ($out, @info) = run_sql(
-	q{SET serving_layer."verbose" = on;
+	q{SET serving_layer.progress = on;
 SELECT * FROM serving_layer_refresh('sums')}, 'sums');
 is($out, 'sums|1000|500|1500|ok||', 'sums: the refresh works');
 check_phases('sums', 'sums', '1000|500|1500', 0, 'in C', @info);
 ($out, @info) = run_sql(
-	q{SET serving_layer."verbose" = on;
+	q{SET serving_layer.progress = on;
 SET serving_layer.fast_merge_memory = '64kB';
 SELECT * FROM serving_layer_refresh('sums')}, 'over memory');
 is($out, 'sums|1000|500|1500|ok||', 'over memory: the refresh works');
@@ -178,10 +180,22 @@ check_phases('over memory', 'sums', '1000|500|1500', 0,
 	qr/in C, spilled to [1-9]\d* partitions \(depth [1-9]\d*, [1-9]\d* kB of temporary files(, duplicates found per partition)?\)/,
 	@info);
 
-# Off again in the same session: quiet.
+# The old name, quoted, still turns the lines on, and off.
+($out, @info) = run_sql(
+	q{SET serving_layer."verbose" = on;
+SELECT * FROM serving_layer_refresh('serving')}, 'old name');
+is($out, 'serving|4|3|6|ok||', 'old name: the refresh works');
+check_phases('old name', 'serving', '4|3|6', 2, 'in C', @info);
 ($out, @info) = run_sql(
 	q{SET serving_layer."verbose" = on;
 SET serving_layer."verbose" = off;
+SELECT * FROM serving_layer_refresh('serving')}, 'old name off');
+is(scalar(@info), 0, 'old name turned off: no INFO line');
+
+# Off again in the same session: quiet.
+($out, @info) = run_sql(
+	q{SET serving_layer.progress = on;
+SET serving_layer.progress = off;
 SELECT * FROM serving_layer_refresh()}, 'turned off');
 is(scalar(@info), 0, 'turned off: no INFO line');
 
