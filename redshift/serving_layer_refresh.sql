@@ -4,7 +4,8 @@
  * The serving layer refresh for Amazon Redshift, which cannot load the C
  * extension: three stored procedures in the PL/pgSQL subset that Redshift
  * documents.  They rebuild a serving table from a batch table and a speed
- * table with the defaults of the serving_layer contract (CONTRACT.md):
+ * table with the defaults of serving_layer's reference (README.md, section
+ * "Reference"):
  *
  *   - one row per distinct key value found in batch or speed; NULL is a key
  *     value like any other, composite keys compare column by column;
