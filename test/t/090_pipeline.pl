@@ -33,7 +33,7 @@
 # sees every event of the complete hours, and the checks above can be exact.
 # Late data is then tested on purpose, at the end.
 #
-# Every refresh mode is run in a database of its own.
+# Every refresh mode ('swap', 'apply') is run in a database of its own.
 
 use strict;
 use warnings;
@@ -44,9 +44,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-# The refresh modes this test runs.  Mode 'apply' (issue 11) joins the list
-# once it is on main.
-my @modes = ('swap');
+# The refresh modes this test runs, each in a database of its own.
+my @modes = ('swap', 'apply');
 
 # The stream: clients, seconds, total rate, keys.  The loop: at most
 # $max_rounds rounds of about $round_secs each, and never past the stream's
@@ -182,6 +181,7 @@ SELECT serving_layer_define('serving_derived', 'batch_derived', 'speed', key => 
 		"serving $mode, serving_derived $mode", "$mode: both definitions, in mode $mode");
 	is(refresh_rows($db), "serving|ok|none\nserving_derived|ok|none",
 		"$mode: the first refresh, of empty layers, has no boundary");
+	my $oids = $node->safe_psql($db, q{SELECT 'serving'::regclass::oid || ' ' || 'serving_derived'::regclass::oid});
 
 	# The stream.
 	my ($out, $err) = ('', '');
@@ -350,6 +350,11 @@ INSERT INTO speed (key, hour, n) VALUES ('late', 2, 7)
 	}
 	is($node->safe_psql($db, q{SELECT count(*) FROM serving_layer_history WHERE status <> 'ok'}), '0',
 		"$mode: still no refresh failed");
+	is($node->safe_psql($db, q{SELECT 'serving'::regclass::oid || ' ' || 'serving_derived'::regclass::oid}), $oids,
+		"$mode: the serving tables kept their identity through every refresh");
+	is($node->safe_psql($db, 'SELECT count(*) FROM serving_layer_history WHERE changed_rows IS '
+			  . ($mode eq 'apply' ? 'NULL' : 'NOT NULL')),
+		'0', "$mode: changed_rows is " . ($mode eq 'apply' ? 'counted by every refresh' : 'NULL'));
 
 	my $refreshes = $node->safe_psql($db, q{SELECT count(*) FROM serving_layer_history WHERE target = 'serving'});
 	note("$mode: pgbench -c $clients -T $stream_secs -R $rate: $tx transactions in ${stream_secs_run}s, "
