@@ -32,6 +32,7 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/visibilitymap.h"
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_statistic.h"
@@ -230,14 +231,15 @@ swap_storage(BuildResult *result)
 		LockRelationOid(lfirst_oid(lc), AccessExclusiveLock);
 
 	/*
-	 * The rows were inserted frozen through multi-insert, which marks the
-	 * pages all-visible and all-frozen: the new heap's statistics, carried
-	 * to the serving table by the swap.
+	 * The new heap's statistics, carried to the serving table by the swap.
+	 * The rows were inserted frozen through multi-insert, which marks a page
+	 * all-visible and all-frozen when it started empty, but not a page that
+	 * a later batch of rows went on filling: the counts are read from the
+	 * visibility map, as VACUUM does (relallfrozen exists from 18 on).
 	 */
 	stats.pages = RelationGetNumberOfBlocks(newrel);
 	stats.tuples = (float4) result->output_rows;
-	stats.allvisible = stats.pages;
-	stats.allfrozen = stats.pages;
+	visibilitymap_count(newrel, &stats.allvisible, &stats.allfrozen);
 	table_close(newrel, NoLock);
 	table_close(oldrel, NoLock);
 
