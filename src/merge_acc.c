@@ -14,7 +14,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -41,7 +40,6 @@ fast_merge_possible(const MergePlan *plan)
 	for (int i = 0; i < plan->ncolumns; i++)
 	{
 		const PlanColumn *col = &plan->columns[i];
-		char	   *name;
 
 		if (col->kind == MERGE_KEY)
 		{
@@ -53,8 +51,7 @@ fast_merge_possible(const MergePlan *plan)
 				return false;
 			continue;
 		}
-		if (col->kind != MERGE_AGGREGATE ||
-			get_func_namespace(col->aggoid) != PG_CATALOG_NAMESPACE)
+		if (col->kind != MERGE_AGGREGATE || col->builtin == BUILTIN_NONE)
 			return false;
 		switch (col->typid)
 		{
@@ -68,10 +65,6 @@ fast_merge_possible(const MergePlan *plan)
 			default:
 				return false;
 		}
-		name = get_func_name(col->aggoid);
-		if (strcmp(name, "sum") != 0 && strcmp(name, "min") != 0 &&
-			strcmp(name, "max") != 0)
-			return false;
 	}
 	return true;
 }
@@ -125,7 +118,7 @@ fast_columns(const MergePlan *plan)
 			fast_key_column(col, col->typid, col->collid);
 			continue;
 		}
-		if (strcmp(get_func_name(pc->aggoid), "sum") == 0)
+		if (pc->builtin == BUILTIN_SUM)
 		{
 			switch (col->typid)
 			{
@@ -144,8 +137,7 @@ fast_columns(const MergePlan *plan)
 		}
 		else
 		{
-			col->acc = strcmp(get_func_name(pc->aggoid), "min") == 0 ?
-				ACC_MIN : ACC_MAX;
+			col->acc = pc->builtin == BUILTIN_MIN ? ACC_MIN : ACC_MAX;
 			fmgr_info(tce->cmp_proc_finfo.fn_oid, &col->cmp);
 		}
 	}

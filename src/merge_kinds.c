@@ -132,6 +132,18 @@ resolve_aggregate(PlanColumn *col, const char *merge, bool from_catalog)
 
 	col->aggoid = funcid;
 	col->aggtype = rettype;
+	col->builtin = BUILTIN_NONE;
+	if (get_func_namespace(funcid) == PG_CATALOG_NAMESPACE)
+	{
+		char	   *name = get_func_name(funcid);
+
+		if (strcmp(name, "sum") == 0)
+			col->builtin = BUILTIN_SUM;
+		else if (strcmp(name, "min") == 0)
+			col->builtin = BUILTIN_MIN;
+		else if (strcmp(name, "max") == 0)
+			col->builtin = BUILTIN_MAX;
+	}
 	nspname = get_namespace_name(get_func_namespace(funcid));
 	if (get_func_namespace(funcid) == PG_CATALOG_NAMESPACE)
 		col->merge = pstrdup(quote_identifier(get_func_name(funcid)));

@@ -24,6 +24,15 @@ typedef enum MergeKind
 	MERGE_BATCH					/* the batch row's value, else the speed one */
 } MergeKind;
 
+/* A MERGE_AGGREGATE that is pg_catalog's sum, min or max (the C merge's). */
+typedef enum MergeBuiltin
+{
+	BUILTIN_NONE,				/* any other aggregate */
+	BUILTIN_SUM,
+	BUILTIN_MIN,
+	BUILTIN_MAX
+} MergeBuiltin;
+
 typedef struct PlanColumn
 {
 	char	   *name;			/* batch column name */
@@ -34,6 +43,7 @@ typedef struct PlanColumn
 	char	   *merge;			/* effective merge as shown to users */
 	Oid			aggoid;			/* MERGE_AGGREGATE */
 	Oid			aggtype;		/* its result type */
+	MergeBuiltin builtin;		/* which of pg_catalog's sum, min, max */
 	char	   *speed_name;		/* the speed column merged into this one */
 	Oid			speed_typid;
 	int32		speed_typmod;
