@@ -25,7 +25,10 @@
 # time goes (scan of the serving table; merge and changes).  Raw logs and
 # the report go to test/bench/out/apply/.
 #
-#   test/bench/apply.sh [--quick] [--runs N] [--sizes "N ..."]
+#   test/bench/apply.sh [--quick] [--runs N] [--sizes "N ..."] [--append]
+#
+# --append keeps the runs of earlier invocations (runs.tsv) and reports every
+# size found there.
 #
 # It assumes the extension is installed (make install).  A default run takes
 # about 15 minutes on 2 cores.  Environment: BENCH_PORT, BENCH_USER (lib.sh).
@@ -35,11 +38,13 @@ set -euo pipefail
 
 SIZES=(2000000 5000000)
 RUNS=3
+APPEND=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) SIZES=(200000) ;;
 	--runs) RUNS=$2; shift ;;
 	--sizes) read -r -a SIZES <<<"$2"; shift ;;
+	--append) APPEND=1 ;;
 	-h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
@@ -50,7 +55,7 @@ OUT=$BENCH_OUT/apply
 RAW=$OUT/raw
 mkdir -p "$RAW"
 RUNS_TSV=$OUT/runs.tsv
-: >"$RUNS_TSV"
+[ "$APPEND" = 1 ] || : >"$RUNS_TSV"
 bench_check_install
 bench_start_cluster
 bq -c 'CREATE EXTENSION pgstattuple' >/dev/null
@@ -69,11 +74,11 @@ MV_SQL='CREATE MATERIALIZED VIEW mv AS
 # Build the layers at N keys, both serving tables and the view.
 setup() {
 	local n=$1
+	bq -c 'DROP MATERIALIZED VIEW IF EXISTS mv' >/dev/null
 	make_batch "$n" plain
 	make_speed "$n" 10 plain
 	bq <<-SQL >/dev/null
 		SET client_min_messages = warning;
-		DROP MATERIALIZED VIEW IF EXISTS mv;
 		DROP TABLE IF EXISTS s_apply, s_swap;
 		SELECT serving_layer_forget(target) FROM serving_layer_definitions;
 		SELECT serving_layer_define('s_apply', 'batch_layer', 'speed_layer', mode => 'swap');
@@ -137,6 +142,9 @@ med() {
 		'$1 == n && $2 == m && $3 == c {print $col}' "$RUNS_TSV" | median
 }
 
+# The same for a count: a whole number.
+imed() { med "$@" | sed 's/\.000$//'; }
+
 for n in "${SIZES[@]}"; do
 	log "N=$(human "$n"): setup"
 	setup "$n"
@@ -151,7 +159,9 @@ for n in "${SIZES[@]}"; do
 		timed_run "$n" swap 1pct "$run" >/dev/null
 		timed_run "$n" mv 1pct "$run" >/dev/null
 	done
-	# the apply refresh equals a swap of the same layers
+	# the apply refresh equals the merge of the same layers
+	bq -c "SELECT count(*) FROM serving_layer_refresh('s_apply')" \
+		-c 'REFRESH MATERIALIZED VIEW mv' >/dev/null
 	same=$(bq -c "SELECT (SELECT count(*) FROM (SELECT * FROM s_apply EXCEPT ALL SELECT * FROM mv) a)
 		+ (SELECT count(*) FROM (SELECT * FROM mv EXCEPT ALL SELECT * FROM s_apply) b)")
 	[ "$same" = 0 ] || die "N=$n: s_apply differs from the merge in $same rows"
@@ -160,6 +170,7 @@ done
 
 report() {
 	local n floor a1 a10 aall sw mv
+	mapfile -t SIZES < <(cut -f1 "$RUNS_TSV" | sort -n -u)
 	echo "## Mode 'apply' ($(date -u +%Y-%m-%d\ %H:%M) UTC)"
 	echo
 	bench_machine
@@ -181,8 +192,8 @@ report() {
 			"$(human "$n")" "$floor" "$a1" "$a10" "$aall" "$sw" "$mv" \
 			"$(ratio "$a1" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" \
 			"$(ratio "$sw" "$floor")" "$(ratio "$mv" "$floor")" \
-			"$(med "$n" apply 1pct 6)" "$(med "$n" apply 10pct 6)" "$(med "$n" apply all 6)" \
-			"$(med "$n" apply 1pct 7)" "$(med "$n" apply 10pct 7)" "$(med "$n" apply all 7)"
+			"$(imed "$n" apply 1pct 6)" "$(imed "$n" apply 10pct 6)" "$(imed "$n" apply all 6)" \
+			"$(imed "$n" apply 1pct 7)" "$(imed "$n" apply 10pct 7)" "$(imed "$n" apply all 7)"
 	done
 	echo
 	echo "Where an 'apply' refresh's time goes (progress lines of the last run at each N):"
