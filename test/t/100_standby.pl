@@ -167,11 +167,7 @@ my $refused_after = time - $t0;
 like($err, qr/read-only|recovery/, 'a refresh on the standby is refused');
 like($err, qr/25006|read-only/, 'with read_only_sql_transaction');
 diag(sprintf("a refresh on the standby was refused after %.3f s", $refused_after));
-TODO:
-{
-	local $TODO = 'the read-only check before any work is the architecture issue (9)';
-	cmp_ok($refused_after, '<', 2, 'a refresh on the standby is refused at once');
-}
+cmp_ok($refused_after, '<', 2, 'a refresh on the standby is refused at once');
 is($standby->safe_psql('postgres',
 	q{SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'serving_layer%'}),
 	'0', 'no worker was left on the standby');
