@@ -99,6 +99,13 @@ SELECT target, batch_rows, speed_rows, output_rows, status
 FROM serving_layer_refresh('t_fast');
 SELECT (SELECT count(*) FROM (TABLE cmp_fast EXCEPT ALL TABLE cmp_slow) a) AS only_fast,
 	   (SELECT count(*) FROM (TABLE cmp_slow EXCEPT ALL TABLE cmp_fast) b) AS only_slow;
+-- a speed layer known (from its reltuples) not to fit goes straight into
+-- the partitions, row by row, and the first pass is skipped
+ANALYZE s;
+SELECT target, batch_rows, speed_rows, output_rows, status
+FROM serving_layer_refresh('t_fast');
+SELECT (SELECT count(*) FROM (TABLE cmp_fast EXCEPT ALL TABLE cmp_slow) a) AS only_fast,
+	   (SELECT count(*) FROM (TABLE cmp_slow EXCEPT ALL TABLE cmp_fast) b) AS only_slow;
 RESET serving_layer.fast_merge_memory;
 
 -- Many duplicate keys: 3000 keys three times each in the batch, so that the

@@ -68,6 +68,15 @@ FROM serving_layer_refresh('t_fast');
 RESET serving_layer.fast_merge_memory;
 SELECT (SELECT count(*) FROM (TABLE t_fast EXCEPT ALL TABLE t_slow) a) AS only_fast,
 	   (SELECT count(*) FROM (TABLE t_slow EXCEPT ALL TABLE t_fast) b) AS only_slow;
+-- and with the speed layer known to spill: its rows, keys stored out of
+-- line and compressed included, straight into the partitions
+ANALYZE s;
+SET serving_layer.fast_merge_memory = '1MB';
+SELECT target, batch_rows, speed_rows, output_rows, status
+FROM serving_layer_refresh('t_fast');
+RESET serving_layer.fast_merge_memory;
+SELECT (SELECT count(*) FROM (TABLE t_fast EXCEPT ALL TABLE t_slow) a) AS only_fast,
+	   (SELECT count(*) FROM (TABLE t_slow EXCEPT ALL TABLE t_fast) b) AS only_slow;
 -- by hand: a key of the batch three times and of speed once, a long key in
 -- both layers, the NULL key and the empty key
 SELECT k, v, lo FROM t_fast WHERE k IN ('k-3', 'k-999', 'k-1001')

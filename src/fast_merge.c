@@ -125,7 +125,11 @@ groups_memory(FastMerge *fm)
 		 sizeof(uint32) * (fm->duphashes.mask + 1) : 0);
 }
 
-/* step 2: a speed row into its group; spill the groups when they are full */
+/*
+ * step 2: a speed row into its group, spilling the groups when they are
+ * full, or straight into its partition when the speed layer is known to
+ * spill
+ */
 static void
 speed_row(TupleTableSlot *slot, void *arg)
 {
@@ -133,8 +137,13 @@ speed_row(TupleTableSlot *slot, void *arg)
 	uint64		h;
 
 	h = group_key_hash(fm->cols, fm->ncols, slot->tts_values, slot->tts_isnull);
-	fm_add_group(fm, &fm->speed, h, slot->tts_values, slot->tts_isnull, NULL);
 	fm->speed_rows++;
+	if (fm->speed_direct)
+	{
+		spill_speed_row(fm, slot, h);
+		return;
+	}
+	fm_add_group(fm, &fm->speed, h, slot->tts_values, slot->tts_isnull, NULL);
 	if ((fm->speed_rows & 1023) == 0 && groups_memory(fm) > fm->speed_limit)
 		spill_speed_groups(fm);
 }
@@ -432,7 +441,10 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 	if (fm->speed_reltuples * fm->group_bytes <= fm->budget)
 		key_pass(fm, plan);
 	else
+	{
 		fm->speed_limit = Min(fm->budget, SPILL_TABLE_BYTES);
+		fm->speed_direct = true;
+	}
 	{
 		LayerReader *speed = layer_open(plan, true);
 

@@ -148,6 +148,7 @@ typedef struct FastMerge
 	HashSet		duphashes;		/* hashes seen more than once */
 	bool		global_dups;	/* duphashes covers the whole batch layer */
 	Size		speed_limit;	/* memory the speed groups may fill */
+	bool		speed_direct;	/* speed rows straight to the partitions */
 	HeapWriter *writer;
 	struct LayerReader *batch;	/* the batch layer (layer_read.h) */
 	float4		batch_reltuples;
@@ -185,6 +186,7 @@ extern void fm_add_group(FastMerge *fm, GroupTable *t, uint64 h,
 
 /* spill.c */
 extern void spill_speed_groups(FastMerge *fm);
+extern void spill_speed_row(FastMerge *fm, TupleTableSlot *slot, uint64 h);
 extern void spill_batch_row(TupleTableSlot *slot, void *arg);
 extern void spill_merge(FastMerge *fm);
 extern void spill_row_write(FastMerge *fm, BufFile **file, uint64 h,

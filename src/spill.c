@@ -32,6 +32,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
@@ -165,17 +166,17 @@ pad(StringInfo buf)
  *		values can point into the read buffer.
  */
 static void
-group_encode(FastMerge *fm, Group *g)
+group_encode(FastMerge *fm, Acc *accs)
 {
 	StringInfo	buf = &fm->sbuf;
 
 	resetStringInfo(buf);
 	for (int i = 0; i < fm->ncols; i++)
-		appendStringInfoChar(buf, g->acc[i].isnull ? 1 : 0);
+		appendStringInfoChar(buf, accs[i].isnull ? 1 : 0);
 	for (int i = 0; i < fm->ncols; i++)
 	{
 		FastColumn *col = &fm->cols[i];
-		Acc		   *a = &g->acc[i];
+		Acc		   *a = &accs[i];
 
 		if (a->isnull)
 			continue;
@@ -342,12 +343,58 @@ spill_speed_groups(FastMerge *fm)
 			continue;
 		CHECK_FOR_INTERRUPTS();
 		p = part_of(set, g->hash);
-		group_encode(fm, g);
+		group_encode(fm, g->acc);
 		record_write(fm, &set->speed[p], g->hash, fm->sbuf.data, fm->sbuf.len);
 		set->nspeed[p]++;
 	}
 	group_table_reset(&fm->speed);
 	fm->speed_limit = Min(fm->budget, SPILL_TABLE_BYTES);
+}
+
+/*
+ * spill_speed_row
+ *		A speed row straight into its partition, as a group of one row: when
+ *		the speed layer is known to spill, making its groups in memory first
+ *		only to write them out costs more than it saves (the partition
+ *		merges the rows of a key when it is read).  Keys are kept inline, as
+ *		in the group table.
+ */
+void
+spill_speed_row(FastMerge *fm, TupleTableSlot *slot, uint64 h)
+{
+	Acc		   *accs = palloc(sizeof(Acc) * fm->ncols);
+	int			p;
+
+	if (fm->spill == NULL)
+	{
+		double		bytes = fm->speed_reltuples * fm->group_bytes;
+
+		if (!fm->global_dups && fm->batch_reltuples > 0)
+			bytes += fm->batch_reltuples * sizeof(uint32) * 2;
+		fm->spill = set_create(fm, nparts_for(fm, bytes, PART_SHIFT_FIRST),
+							   PART_SHIFT_FIRST);
+	}
+	for (int i = 0; i < fm->ncols; i++)
+	{
+		FastColumn *col = &fm->cols[i];
+		Datum		d = slot->tts_values[i];
+
+		accs[i].isnull = slot->tts_isnull[i];
+		if (accs[i].isnull)
+			continue;
+		if (col->acc == ACC_SUM_INT)
+			accs[i].v.isum = int64_to_int128(col->typid == INT2OID ? DatumGetInt16(d) :
+											 col->typid == INT4OID ? DatumGetInt32(d) :
+											 DatumGetInt64(d));
+		else if (col->acc == ACC_KEY && col->typlen == -1)
+			accs[i].v.value = PointerGetDatum(PG_DETOAST_DATUM_PACKED(d));
+		else
+			accs[i].v.value = d;
+	}
+	p = part_of(fm->spill, h);
+	group_encode(fm, accs);
+	record_write(fm, &fm->spill->speed[p], h, fm->sbuf.data, fm->sbuf.len);
+	fm->spill->nspeed[p]++;
 }
 
 /*
