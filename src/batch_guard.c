@@ -25,6 +25,7 @@
 #include "batch_guard.h"
 #include "merge_sql.h"
 #include "settings.h"
+#include "target.h"
 #include "util.h"
 
 double		sl_min_batch_fraction = 0.5;
@@ -99,7 +100,7 @@ batch_guard_check(const Definition *def, int64 batch_rows)
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("batch layer of serving table \"%s\" looks half-loaded",
-					target->name),
+					target_label(target)),
 			 errdetail("The batch layer has %lld rows, fewer than %g times the %lld rows of the last successful refresh, so the serving table was left as it is.",
 					   (long long) batch_rows, sl_min_batch_fraction,
 					   (long long) last),

@@ -27,6 +27,7 @@
 
 #include "compat.h"
 #include "layers.h"
+#include "target.h"
 
 /*
  * layers_name
@@ -66,14 +67,14 @@ resolve_one(const char *name, bool speed, const Definition *def)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("speed table \"%s\" of serving table \"%s\" does not exist",
-						rv->relname, def->target->name),
+						rv->relname, target_label(def->target)),
 				 errdetail("The definition reads its speed layer from the relation named %s, and there is none now.",
 						   name),
 				 errhint("Create the table again, or define the serving table again with serving_layer_define().")));
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_TABLE),
 			 errmsg("batch table \"%s\" of serving table \"%s\" does not exist",
-					rv->relname, def->target->name),
+					rv->relname, target_label(def->target)),
 			 errdetail("The definition reads its batch layer from the relation named %s, and there is none now.",
 					   name),
 			 errhint("Create the table again, or define the serving table again with serving_layer_define().")));

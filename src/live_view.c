@@ -189,7 +189,7 @@ live_view_update(const Definition *def, const MergePlan *plan, bool replace)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("live view \"%s\" of serving table \"%s\" is not a view",
-						def->live_view->name, def->target->name),
+						def->live_view->name, target_label(def->target)),
 				 errhint("Drop the relation of that name, or name another live view.")));
 	run_as(sl_relation_owner(relid), live_view_sql(def, plan));
 }

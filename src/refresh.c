@@ -330,9 +330,9 @@ refresh_validate(RefreshJob *job)
 	if (def->mode == REFRESH_MODE_SWAP)
 		publication_refuse_swap(target_relid(def->target),
 								target_namespace(def->target),
-								def->target->name);
+								target_label(def->target));
 	else
-		apply_check_keys(job->plan, def->target->name);
+		apply_check_keys(job->plan, target_label(def->target));
 	relid = lock_or_create_target(job->plan, def);
 	if (relid == job->plan->batch || relid == job->plan->speed)
 		ereport(ERROR,
