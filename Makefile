@@ -10,6 +10,7 @@ MODULE_big = serving_layer
 OBJS = \
 	$(WIN32RES) \
 	src/apply.o \
+	src/apply_compare.o \
 	src/assign_typmod.o \
 	src/batch_guard.o \
 	src/boundary.o \

@@ -98,6 +98,20 @@ ORDER BY started_at;
 SELECT target, output_rows, status FROM serving_layer_refresh('sl_pub.serving');
 SELECT * FROM serving ORDER BY city;
 
+-- mode 'apply' refreshes a published table, as row changes; without a
+-- replica identity PostgreSQL cannot publish its UPDATEs and DELETEs, which
+-- is refused before any work (55000), the table unchanged
+SELECT serving_layer_define('sl_pub.serving', 'batch', 'speed', mode => 'apply');
+CREATE PUBLICATION sl_pub_apply FOR TABLE serving;
+INSERT INTO speed VALUES ('rome', 1);
+SELECT target, output_rows, status, changed_rows FROM serving_layer_refresh('sl_pub.serving');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM serving ORDER BY city;
+ALTER TABLE serving REPLICA IDENTITY FULL;
+SELECT target, output_rows, status, changed_rows FROM serving_layer_refresh('sl_pub.serving');
+SELECT * FROM serving ORDER BY city;
+DROP PUBLICATION sl_pub_apply;
+
 SELECT serving_layer_forget('sl_pub.serving');
 SELECT serving_layer_forget('sl_pub.created');
 DROP SCHEMA sl_pub CASCADE;

@@ -32,7 +32,8 @@
  *	  3. the serving rows no new row matched are DELETEd (keys gone from
  *		 both layers, or duplicates made by users' DML).
  * Two different rows taken for equal need their 64-bit key hashes and
- * their 64-bit image hashes to collide at once.  What is written follows
+ * their 64-bit image hashes to collide at once (apply_compare.c hashes and
+ * compares rows).  What is written follows
  * what changed; what is read is the layers and the serving table once.
  *
  * A serving row that another transaction has locked, updated or deleted is
@@ -62,32 +63,12 @@
 #include "utils/typcache.h"
 
 #include "apply.h"
+#include "apply_compare.h"
 #include "build.h"
 #include "compat_executor.h"
 #include "heap_writer.h"
 #include "settings.h"
 #include "util.h"
-
-/* seeds of the two hashes, so that they are independent */
-#define KEY_SEED	UINT64CONST(0x5e5a1a7e4b3d2c19)
-#define IMAGE_SEED	UINT64CONST(0x2f6c8e91d3b5a047)
-
-/*
- * mix64
- *		A 64-bit finalizer (splitmix64's): hashing a pass-by-value datum is
- *		one call of this instead of hash_bytes_extended() over 8 bytes,
- *		which was 9 % of a refresh.
- */
-static inline uint64
-mix64(uint64 x)
-{
-	x ^= x >> 30;
-	x *= UINT64CONST(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64CONST(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return x;
-}
 
 /* One serving row, as step 1 saw it. */
 typedef struct ServingRow
@@ -102,12 +83,7 @@ typedef struct ServingRow
 typedef struct ApplyState
 {
 	Relation	rel;
-	int			natts;			/* of the serving table, dropped included */
-	int			nkeys;
-	AttrNumber *keyatt;			/* key columns, 0-based attribute numbers */
-	FmgrInfo   *keyhash;
-	FmgrInfo   *keyeq;
-	Oid		   *keycoll;
+	RowShape	shape;			/* how its rows are hashed and compared */
 
 	/* step 1: the serving rows, and an open-addressing index on keyhash */
 	ServingRow *rows;
@@ -129,157 +105,6 @@ typedef struct ApplyState
 	int64		updated;
 	int64		deleted;
 } ApplyState;
-
-/*
- * apply_check_keys
- *		Mode 'apply' finds the serving row of a key by its hash: every key
- *		type needs a hash function (as GROUP BY by hashing does).
- */
-void
-apply_check_keys(const MergePlan *plan, const char *display)
-{
-	for (int i = 0; i < plan->ncolumns; i++)
-	{
-		const PlanColumn *col = &plan->columns[i];
-		TypeCacheEntry *tce;
-
-		if (col->kind != MERGE_KEY)
-			continue;
-		tce = lookup_type_cache(col->typid, TYPECACHE_HASH_EXTENDED_PROC |
-								TYPECACHE_EQ_OPR);
-		if (!OidIsValid(tce->hash_extended_proc) || !OidIsValid(tce->eq_opr))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("key column \"%s\" of serving table \"%s\" has a type without hash support",
-							col->name, display),
-					 errdetail("Mode 'apply' matches rows by a hash of their key."),
-					 errhint("Use mode 'swap' for this table.")));
-	}
-}
-
-/*
- * key_hash
- *		Hash of the key columns of a row given as the serving table's
- *		attributes.  NULL is a value like any other.
- */
-static uint64
-key_hash(ApplyState *st, Datum *values, bool *nulls)
-{
-	uint64		h = KEY_SEED;
-
-	for (int k = 0; k < st->nkeys; k++)
-	{
-		AttrNumber	a = st->keyatt[k];
-		uint64		v;
-
-		if (nulls[a])
-			v = UINT64CONST(0x9e3779b97f4a7c15);
-		else
-			v = DatumGetUInt64(FunctionCall2Coll(&st->keyhash[k],
-												 st->keycoll[k], values[a],
-												 UInt64GetDatum(KEY_SEED)));
-		h = hash_combine64(h, v);
-	}
-	return h;
-}
-
-/*
- * image_hash
- *		Hash of a row's stored image, column by column as datum_image_eq()
- *		compares: by value for pass-by-value types, else the bytes, varlena
- *		values detoasted and without their header.
- */
-static uint64
-image_hash(ApplyState *st, Datum *values, bool *nulls)
-{
-	TupleDesc	desc = RelationGetDescr(st->rel);
-	uint64		h = IMAGE_SEED;
-
-	for (int i = 0; i < st->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		uint64		v;
-
-		if (att->attisdropped)
-			continue;
-		if (nulls[i])
-			v = UINT64CONST(0x7f4a7c159e3779b9);
-		else if (att->attbyval)
-			v = mix64((uint64) values[i] ^ (IMAGE_SEED + i));
-		else if (att->attlen == -1)
-		{
-			struct varlena *p = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[i]));
-
-			v = hash_bytes_extended((const unsigned char *) VARDATA_ANY(p),
-									VARSIZE_ANY_EXHDR(p), IMAGE_SEED);
-			if ((Pointer) p != DatumGetPointer(values[i]))
-				pfree(p);
-		}
-		else if (att->attlen > 0)
-			v = hash_bytes_extended((const unsigned char *) DatumGetPointer(values[i]),
-									att->attlen, IMAGE_SEED);
-		else
-			v = hash_bytes_extended((const unsigned char *) DatumGetCString(values[i]),
-									strlen(DatumGetCString(values[i])), IMAGE_SEED);
-		h = hash_combine64(h, v);
-	}
-	return h;
-}
-
-/*
- * same_image
- *		Whether two rows of the serving table's type are stored alike.
- */
-static bool
-same_image(ApplyState *st, TupleTableSlot *a, TupleTableSlot *b)
-{
-	TupleDesc	desc = RelationGetDescr(st->rel);
-
-	slot_getallattrs(a);
-	slot_getallattrs(b);
-	for (int i = 0; i < st->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->attisdropped)
-			continue;
-		if (a->tts_isnull[i] != b->tts_isnull[i])
-			return false;
-		if (!a->tts_isnull[i] &&
-			!datum_image_eq(a->tts_values[i], b->tts_values[i],
-							att->attbyval, att->attlen))
-			return false;
-	}
-	return true;
-}
-
-/*
- * same_key
- *		Whether two rows have equal keys, by the key types' equality (NULL
- *		equal to NULL, as GROUP BY groups).
- */
-static bool
-same_key(ApplyState *st, TupleTableSlot *a, TupleTableSlot *b)
-{
-	slot_getallattrs(a);
-	slot_getallattrs(b);
-	for (int k = 0; k < st->nkeys; k++)
-	{
-		AttrNumber	i = st->keyatt[k];
-
-		if (a->tts_isnull[i] || b->tts_isnull[i])
-		{
-			if (a->tts_isnull[i] != b->tts_isnull[i])
-				return false;
-			continue;
-		}
-		if (!DatumGetBool(FunctionCall2Coll(&st->keyeq[k], st->keycoll[k],
-											a->tts_values[i],
-											b->tts_values[i])))
-			return false;
-	}
-	return true;
-}
 
 /*
  * scan_serving
@@ -312,8 +137,8 @@ scan_serving(ApplyState *st)
 		slot_getallattrs(slot);
 		oldcxt = MemoryContextSwitchTo(st->rowcxt);
 		r = &st->rows[st->nrows++];
-		r->keyhash = key_hash(st, slot->tts_values, slot->tts_isnull);
-		r->imagehash = image_hash(st, slot->tts_values, slot->tts_isnull);
+		r->keyhash = row_key_hash(&st->shape, slot->tts_values, slot->tts_isnull);
+		r->imagehash = row_image_hash(&st->shape, slot->tts_values, slot->tts_isnull);
 		r->tid = tuple->t_self;
 		r->matched = false;
 		r->touched = !(tuple->t_data->t_infomask & HEAP_XMAX_INVALID) &&
@@ -421,7 +246,7 @@ apply_update(ApplyState *st, ServingRow *r, TupleTableSlot *newslot,
 			return;
 		}
 		target = st->lockslot;
-		same = same_image(st, target, newslot);
+		same = row_same_image(&st->shape, target, newslot);
 	}
 	if (same)
 		return;
@@ -466,7 +291,7 @@ match_row(ApplyState *st, ServingRow *r, TupleTableSlot *slot, uint64 kh,
 		return true;
 	}
 	fetch_serving_row(st, r);
-	if (!same_key(st, st->oldslot, slot))
+	if (!row_same_key(&st->shape, st->oldslot, slot))
 		return false;
 	r->matched = true;
 	apply_update(st, r, slot, false);
@@ -495,8 +320,8 @@ apply_row(TupleTableSlot *slot, void *arg)
 	bool		found = false;
 
 	slot_getallattrs(slot);
-	kh = key_hash(st, slot->tts_values, slot->tts_isnull);
-	ih = image_hash(st, slot->tts_values, slot->tts_isnull);
+	kh = row_key_hash(&st->shape, slot->tts_values, slot->tts_isnull);
+	ih = row_image_hash(&st->shape, slot->tts_values, slot->tts_isnull);
 	if (st->next < st->nrows &&
 		match_row(st, &st->rows[st->next], slot, kh, ih))
 	{
@@ -601,39 +426,21 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 	const char *display = def->target->display;
 	BuildResult *result = palloc0(sizeof(BuildResult));
 	ApplyState *st = palloc0(sizeof(ApplyState));
-	TupleDesc	desc;
 	OwnerContext ctx;
 	instr_time	start;
-	int			live = 0;
 
 	result->target_relid = target_relid;
 	result->applied = true;
 	st->rel = table_open(target_relid, NoLock);
-	desc = RelationGetDescr(st->rel);
-	st->natts = desc->natts;
-	st->keyatt = palloc(sizeof(AttrNumber) * plan->ncolumns);
-	st->keyhash = palloc(sizeof(FmgrInfo) * plan->ncolumns);
-	st->keyeq = palloc(sizeof(FmgrInfo) * plan->ncolumns);
-	st->keycoll = palloc(sizeof(Oid) * plan->ncolumns);
-	for (int a = 0; a < desc->natts; a++)
-	{
-		const PlanColumn *col;
-		TypeCacheEntry *tce;
+	row_shape_init(&st->shape, st->rel, plan);
 
-		if (TupleDescAttr(desc, a)->attisdropped)
-			continue;
-		col = &plan->columns[live++];
-		if (col->kind != MERGE_KEY)
-			continue;
-		tce = lookup_type_cache(col->typid,
-								TYPECACHE_HASH_EXTENDED_PROC_FINFO |
-								TYPECACHE_EQ_OPR_FINFO);
-		st->keyatt[st->nkeys] = a;
-		fmgr_info(tce->hash_extended_proc_finfo.fn_oid, &st->keyhash[st->nkeys]);
-		fmgr_info(tce->eq_opr_finfo.fn_oid, &st->keyeq[st->nkeys]);
-		st->keycoll[st->nkeys] = TupleDescAttr(desc, a)->attcollation;
-		st->nkeys++;
-	}
+	/*
+	 * A published table without a replica identity cannot take UPDATE or
+	 * DELETE (PostgreSQL refuses them, 55000): refuse before any work rather
+	 * than at the first row that changes.
+	 */
+	CheckCmdReplicaIdentity(st->rel, CMD_UPDATE);
+	CheckCmdReplicaIdentity(st->rel, CMD_DELETE);
 	st->rowcxt = AllocSetContextCreate(CurrentMemoryContext,
 									   "serving_layer apply row",
 									   ALLOCSET_DEFAULT_SIZES);
