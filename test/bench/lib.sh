@@ -70,6 +70,9 @@ bench_start_cluster() {
 		port = $BENCH_PORT
 		unix_socket_directories = '$SL_CLUSTER_DIR'
 		log_line_prefix = '%m %n [%p] app=%a '
+		# the benchmarks rebuild layers of every size on purpose: no
+		# half-loaded batch check between them
+		serving_layer.min_batch_fraction = 0
 		$BENCH_SETTINGS
 		${BENCH_EXTRA_SETTINGS:-}
 	EOF
