@@ -187,6 +187,18 @@ EXCEPTION WHEN undefined_table THEN
 	RAISE NOTICE 'the orphan''s refresh failed with 42P01';
 END
 $$;
+-- (the failure is written by a background worker once the transaction is
+-- over: wait for it, at most 30 s, so the counts below do not race it)
+DO $$
+BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN (SELECT count(*) FROM serving_layer_history
+				   WHERE target = 'sl_upgrade.orphan' AND status = 'failed') >= 1;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END $$;
+SELECT status, left(error, 5) AS sqlstate FROM serving_layer_history
+WHERE target = 'sl_upgrade.orphan';
 SELECT serving_layer_forget('sl_upgrade.orphan');
 
 -- they are bound by name now: a batch table replaced the way dbt does it
