@@ -67,7 +67,6 @@
 #include "build.h"
 #include "compat_executor.h"
 #include "heap_writer.h"
-#include "settings.h"
 #include "util.h"
 
 /* One serving row, as step 1 saw it. */
@@ -423,7 +422,6 @@ BuildResult *
 apply_new_contents(const Definition *def, const MergePlan *plan,
 				   Oid target_relid)
 {
-	const char *display = def->target->display;
 	BuildResult *result = palloc0(sizeof(BuildResult));
 	ApplyState *st = palloc0(sizeof(ApplyState));
 	OwnerContext ctx;
@@ -450,10 +448,8 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 
 	INSTR_TIME_SET_CURRENT(start);
 	scan_serving(st);
-	if (SL_PROGRESS())
-		ereport(INFO,
-				(errmsg("refresh of %s: scan: serving rows %lld, %.1f ms",
-						display, (long long) st->nrows, sl_elapsed_ms(start))));
+	result->serving_rows = st->nrows;
+	result->scan_ms = sl_elapsed_ms(start);
 
 	INSTR_TIME_SET_CURRENT(start);
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -464,14 +460,10 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 	end_changes(st);
 	PopActiveSnapshot();
 	result->changed_rows = st->inserted + st->updated + st->deleted;
-	if (SL_PROGRESS())
-		ereport(INFO,
-				(errmsg("refresh of %s: apply: rows read %lld batch + %lld speed, rows merged %lld %s, inserted %lld, updated %lld, deleted %lld, %.1f ms",
-						display, (long long) result->batch_rows,
-						(long long) result->speed_rows,
-						(long long) result->output_rows, result->merged_by,
-						(long long) st->inserted, (long long) st->updated,
-						(long long) st->deleted, sl_elapsed_ms(start))));
+	result->inserted = st->inserted;
+	result->updated = st->updated;
+	result->deleted = st->deleted;
+	result->apply_ms = sl_elapsed_ms(start);
 
 	UnregisterSnapshot(st->snapshot);
 	build_leave_owner(&ctx);

@@ -16,7 +16,6 @@
 #include "merge_types.h"
 
 /* apply.c */
-extern void apply_check_keys(const MergePlan *plan, const char *display);
 extern BuildResult *apply_new_contents(const Definition *def,
 									   const MergePlan *plan,
 									   Oid target_relid);

@@ -21,7 +21,6 @@
 #include "utils/rel.h"
 #include "utils/typcache.h"
 
-#include "apply.h"
 #include "apply_compare.h"
 #include "compat.h"
 

@@ -37,4 +37,6 @@ extern bool row_same_image(const RowShape *shape, TupleTableSlot *a,
 extern bool row_same_key(const RowShape *shape, TupleTableSlot *a,
 						 TupleTableSlot *b);
 
+extern void apply_check_keys(const MergePlan *plan, const char *display);
+
 #endif							/* SL_APPLY_COMPARE_H */

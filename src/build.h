@@ -34,6 +34,13 @@ typedef struct BuildResult
 	double		fill_ms;
 	double		index_ms;
 	double		analyze_ms;
+	/* mode 'apply' (apply.c): the serving rows scanned, the changes made */
+	int64		serving_rows;
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+	double		scan_ms;
+	double		apply_ms;
 } BuildResult;
 
 /* the caller's identity and settings, while the build runs as the owner */

@@ -49,6 +49,7 @@
 #include "utils/timestamp.h"
 
 #include "apply.h"
+#include "apply_compare.h"
 #include "batch_guard.h"
 #include "build.h"
 #include "catalog.h"
@@ -464,8 +465,22 @@ refresh_change(RefreshRun *run, RefreshJob *job, List **deferred)
 
 	run->current = job->row;
 	if (!refresh_swaps(job))
+	{
 		result = job->result = apply_new_contents(job->def, job->plan,
 												  job->relid);
+		progress(job, "scan",
+				 psprintf("serving rows %lld", (long long) result->serving_rows),
+				 result->scan_ms);
+		progress(job, "apply",
+				 psprintf("rows read %lld batch + %lld speed, rows merged %lld %s, inserted %lld, updated %lld, deleted %lld",
+						  (long long) result->batch_rows,
+						  (long long) result->speed_rows,
+						  (long long) result->output_rows, result->merged_by,
+						  (long long) result->inserted,
+						  (long long) result->updated,
+						  (long long) result->deleted),
+				 result->apply_ms);
+	}
 	else
 	{
 		INSTR_TIME_SET_CURRENT(start);
