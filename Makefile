@@ -11,6 +11,11 @@ OBJS = \
 	$(WIN32RES) \
 	src/apply.o \
 	src/apply_compare.o \
+	src/apply_delta.o \
+	src/apply_lookup.o \
+	src/apply_rows.o \
+	src/apply_state.o \
+	src/apply_watch.o \
 	src/assign_typmod.o \
 	src/batch_guard.o \
 	src/boundary.o \
@@ -38,6 +43,7 @@ OBJS = \
 	src/swap.o \
 	src/swap_files.o \
 	src/target.o \
+	src/target_create.o \
 	src/util.o
 
 EXTENSION = serving_layer

@@ -66,6 +66,7 @@
 #include "settings.h"
 #include "swap.h"
 #include "target.h"
+#include "target_create.h"
 #include "util.h"
 
 /* advisory lock tags with this 4th field are ours (pg_advisory_* use 1, 2) */
@@ -176,70 +177,6 @@ lock_classic(const TargetName *target, bool wait)
 }
 
 /*
- * role_name
- *		A role's name for a message, also when the role was dropped.
- */
-static char *
-role_name(Oid roleid)
-{
-	char	   *name = GetUserNameFromId(roleid, true);
-
-	return name ? name : psprintf("%u", roleid);
-}
-
-/*
- * lock_or_create_target
- *		Lock the serving table SHARE UPDATE EXCLUSIVE (readers and writers
- *		go on; DDL, VACUUM and another refresh wait), or create it when it
- *		does not exist yet.
- *
- * The build runs as the serving table's owner and runs code the definition
- * names (its aggregates, the functions of batch or speed views).  So that
- * code never runs with more rights than the role that defined it had, the
- * definer must have the privileges of the owner, and a table created here
- * belongs to the caller only when the definer has the caller's privileges
- * (the usual case: the definer refreshing); otherwise, say a superuser's
- * nightly refresh of a definition an ordinary role made, it is created as
- * the definer.
- */
-static Oid
-lock_or_create_target(const MergePlan *plan, const Definition *def)
-{
-	const TargetName *target = def->target;
-	RangeVar   *rv = makeRangeVar(target->schema, target->name, -1);
-	Oid			relid;
-	Oid			owner;
-
-	relid = RangeVarGetRelidExtended(rv, ShareUpdateExclusiveLock,
-									 RVR_MISSING_OK, NULL, NULL);
-	check_target_privileges(target);
-	if (!OidIsValid(relid))
-	{
-		SpiCall		call;
-
-		memset(&call, 0, sizeof(call));
-		if (!has_privs_of_role(def->definer, GetUserId()))
-			call.run_as = def->definer;
-		(void) sl_spi_run(merge_sql_create_table(plan, target),
-						  SPI_OK_UTILITY, &call);
-		CommandCounterIncrement();
-		relid = RangeVarGetRelidExtended(rv, ShareUpdateExclusiveLock, 0,
-										 NULL, NULL);
-	}
-
-	owner = sl_relation_owner(relid);
-	if (!has_privs_of_role(def->definer, owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("serving table \"%s\" was defined by a role without the privileges of its owner",
-						target_label(target)),
-				 errdetail("Role \"%s\" defined it and role \"%s\" owns it; a refresh runs the definition's merges as the table's owner.",
-						   role_name(def->definer), role_name(owner)),
-				 errhint("Have the owner define it again with serving_layer_define().")));
-	return relid;
-}
-
-/*
  * new_job
  *		Start the job of one target: its history row starts now.
  */
@@ -334,7 +271,7 @@ refresh_validate(RefreshJob *job)
 								target_label(def->target));
 	else
 		apply_check_keys(job->plan, target_label(def->target));
-	relid = lock_or_create_target(job->plan, def);
+	relid = target_lock_or_create(job->plan, def);
 	if (relid == job->plan->batch || relid == job->plan->speed)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -468,13 +405,23 @@ refresh_change(RefreshRun *run, RefreshJob *job, List **deferred)
 	{
 		result = job->result = apply_new_contents(job->def, job->plan,
 												  job->relid);
-		progress(job, "scan",
-				 psprintf("serving rows %lld", (long long) result->serving_rows),
-				 result->scan_ms);
+		if (result->followed)
+			progress(job, "delta",
+					 psprintf("speed groups %lld, keys changed %lld, batch layer unchanged",
+							  (long long) result->speed_groups,
+							  (long long) result->changed_keys),
+					 result->scan_ms);
+		else
+			progress(job, "scan",
+					 psprintf("serving rows %lld, compared in full: %s",
+							  (long long) result->serving_rows,
+							  result->compared_why),
+					 result->scan_ms);
 		progress(job, "apply",
-				 psprintf("rows read %lld batch + %lld speed, rows merged %lld %s, inserted %lld, updated %lld, deleted %lld",
+				 psprintf("rows read %lld batch + %lld speed, %s %lld %s, inserted %lld, updated %lld, deleted %lld",
 						  (long long) result->batch_rows,
 						  (long long) result->speed_rows,
+						  result->followed ? "rows in the table" : "rows merged",
 						  (long long) result->output_rows, result->merged_by,
 						  (long long) result->inserted,
 						  (long long) result->updated,
