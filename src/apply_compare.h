@@ -27,6 +27,24 @@ typedef struct RowShape
 	Oid		   *keycoll;
 } RowShape;
 
+/*
+ * sl_mix64
+ *		A 64-bit finalizer (splitmix64's), for hashing a value passed by
+ *		value in one step.
+ */
+static inline uint64
+sl_mix64(uint64 x)
+{
+	x ^= x >> 30;
+	x *= UINT64CONST(0xbf58476d1ce4e5b9);
+	x ^= x >> 27;
+	x *= UINT64CONST(0x94d049bb133111eb);
+	x ^= x >> 31;
+	return x;
+}
+
+extern uint64 sl_image_hash(Datum value, bool byval, int16 len,
+							   uint64 seed);
 extern void row_shape_init(RowShape *shape, Relation rel,
 						   const MergePlan *plan);
 extern uint64 row_key_hash(const RowShape *shape, Datum *values, bool *nulls);
