@@ -3,22 +3,25 @@
  * apply.c
  *	  Refresh mode 'apply': compute the new contents with the same merge as
  *	  a swap, compare them with the serving table's rows, and apply only the
- *	  differences in place, as ordinary row changes.
+ *	  differences in place, as ordinary row changes (apply_rows.c).
  *
  * A swap exchanges storage under an ACCESS EXCLUSIVE lock; that lock is
  * WAL-logged and replayed on hot standbys, where it waits for long queries
  * and stalls every reader behind it, and the swap emits no row changes, so
  * logical replication subscribers and row triggers never see it.  Here the
  * serving table keeps the SHARE UPDATE EXCLUSIVE lock the build takes (no
- * reader or writer waits, nothing is replayed on standbys), and every
- * difference goes through the executor's row routines, those of the
- * logical replication apply worker (ExecSimpleRelationInsert/Update/
- * Delete): indexes are maintained, constraints checked, row triggers fire,
- * and the changes are WAL-logged and decoded as any DML's.  Readers see the
- * old or the new contents, never a mix: the changes become visible together
- * at commit.
+ * reader or writer waits, nothing is replayed on standbys).  Readers see
+ * the old or the new contents, never a mix: the changes become visible
+ * together at commit.
  *
- * The comparison, in three steps:
+ * There are two ways to find the differences, and this file picks one:
+ *	- following the change (apply_delta.c): when the last refresh left its
+ *	  state (apply_state.c), nothing else changed the serving table since
+ *	  (apply_watch.c), the batch layer is as it was, the merge is one the C
+ *	  merge does and the table has a unique index on the key
+ *	  (apply_lookup.c), only the keys whose speed groups changed are
+ *	  recomputed and looked up: the cost follows the change;
+ *	- the whole comparison, here, in three steps:
  *	  1. the serving table is scanned once; for each row a hash of its key
  *		 (the key types' hash functions, as GROUP BY groups) and a hash of
  *		 its stored image (as datum_image_eq compares) are kept with its
@@ -31,15 +34,10 @@
  *		 INSERT;
  *	  3. the serving rows no new row matched are DELETEd (keys gone from
  *		 both layers, or duplicates made by users' DML).
- * Two different rows taken for equal need their 64-bit key hashes and
- * their 64-bit image hashes to collide at once (apply_compare.c hashes and
- * compares rows).  What is written follows
- * what changed; what is read is the layers and the serving table once.
- *
- * A serving row that another transaction has locked, updated or deleted is
- * locked first, following its update chain (as the executor does in READ
- * COMMITTED), and the latest version is compared and changed: a refresh
- * waits for concurrent DML on the rows it changes, and its result wins.
+ *	  Two different rows taken for equal need their 64-bit key hashes and
+ *	  their 64-bit image hashes to collide at once (apply_compare.c).
+ * Either way every read sees one snapshot, and a refresh that compared in
+ * full leaves the state for the next one to follow the change from.
  *
  *-------------------------------------------------------------------------
  */
@@ -50,6 +48,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -60,12 +59,18 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "apply.h"
 #include "apply_compare.h"
+#include "apply_delta.h"
+#include "apply_lookup.h"
+#include "apply_rows.h"
+#include "apply_state.h"
+#include "apply_watch.h"
 #include "build.h"
-#include "compat_executor.h"
+#include "fast_merge_api.h"
 #include "heap_writer.h"
 #include "util.h"
 
@@ -79,10 +84,11 @@ typedef struct ServingRow
 	bool		touched;		/* it had an xmax when scanned */
 } ServingRow;
 
-typedef struct ApplyState
+typedef struct FullCompare
 {
 	Relation	rel;
 	RowShape	shape;			/* how its rows are hashed and compared */
+	Snapshot	snapshot;
 
 	/* step 1: the serving rows, and an open-addressing index on keyhash */
 	ServingRow *rows;
@@ -92,18 +98,12 @@ typedef struct ApplyState
 	uint64		mask;
 	uint64		next;			/* the row after the last one matched */
 
-	/* applying the changes */
-	Snapshot	snapshot;
-	EState	   *estate;
-	ResultRelInfo *rri;
-	EPQState	epqstate;
-	TupleTableSlot *oldslot;	/* a serving row fetched by TID */
-	TupleTableSlot *lockslot;	/* its latest version, locked */
-	MemoryContext rowcxt;
-	int64		inserted;
+	ApplyChanges *ch;			/* steps 2 and 3 */
+	int64		inserted;		/* their counts */
 	int64		updated;
 	int64		deleted;
-} ApplyState;
+	MemoryContext rowcxt;
+} FullCompare;
 
 /*
  * scan_serving
@@ -111,7 +111,7 @@ typedef struct ApplyState
  *		by key hash.
  */
 static void
-scan_serving(ApplyState *st)
+scan_serving(FullCompare *st)
 {
 	TableScanDesc scan = table_beginscan(st->rel, st->snapshot, 0, NULL);
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(st->rel),
@@ -169,111 +169,12 @@ scan_serving(ApplyState *st)
 }
 
 /*
- * lock_latest
- *		Lock the latest version of the serving row at tid, waiting for the
- *		transactions that hold it, into st->lockslot.  False when the row has
- *		been deleted meanwhile.
- */
-static bool
-lock_latest(ApplyState *st, ItemPointer tid)
-{
-	TM_FailureData tmfd;
-	TM_Result	res;
-	ItemPointerData latest = *tid;
-
-	res = table_tuple_lock(st->rel, &latest, GetLatestSnapshot(),
-						   st->lockslot, GetCurrentCommandId(false),
-						   LockTupleExclusive, LockWaitBlock,
-						   TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
-	switch (res)
-	{
-		case TM_Ok:
-			return true;
-		case TM_Deleted:
-			return false;
-		default:
-			elog(ERROR, "unexpected result %d locking a row of serving table \"%s\"",
-				 (int) res, RelationGetRelationName(st->rel));
-	}
-	return false;				/* keep the compiler quiet */
-}
-
-/*
- * touched_by_others
- *		Whether the stored row in slot (fetched by TID) carries an xmax:
- *		another transaction locked, updated or deleted it after our snapshot
- *		was taken, or is doing so.
- */
-static bool
-touched_by_others(TupleTableSlot *slot)
-{
-	HeapTuple	tuple = ((BufferHeapTupleTableSlot *) slot)->base.tuple;
-
-	return !(tuple->t_data->t_infomask & HEAP_XMAX_INVALID) &&
-		TransactionIdIsValid(HeapTupleHeaderGetRawXmax(tuple->t_data));
-}
-
-/*
- * apply_insert
- *		INSERT a new row through the executor.
- */
-static void
-apply_insert(ApplyState *st, TupleTableSlot *slot)
-{
-	ExecSimpleRelationInsert(st->rri, st->estate, slot);
-	st->inserted++;
-}
-
-/*
- * apply_update
- *		Make the serving row r (fetched by TID into st->oldslot) the new row:
- *		one UPDATE, unless it already is that row.  A row another
- *		transaction touched is locked first and its latest version used; if
- *		it was deleted meanwhile, the new row is inserted.
- */
-static void
-apply_update(ApplyState *st, ServingRow *r, TupleTableSlot *newslot,
-			 bool same)
-{
-	TupleTableSlot *target = st->oldslot;
-
-	if (r->touched || touched_by_others(st->oldslot))
-	{
-		if (!lock_latest(st, &r->tid))
-		{
-			apply_insert(st, newslot);
-			return;
-		}
-		target = st->lockslot;
-		same = row_same_image(&st->shape, target, newslot);
-	}
-	if (same)
-		return;
-	ExecSimpleRelationUpdate(st->rri, st->estate, &st->epqstate, target,
-							 newslot);
-	st->updated++;
-}
-
-/*
- * fetch_serving_row
- *		Fetch the serving row r as our snapshot sees it into st->oldslot.
- */
-static void
-fetch_serving_row(ApplyState *st, ServingRow *r)
-{
-	if (!table_tuple_fetch_row_version(st->rel, &r->tid, st->snapshot,
-									   st->oldslot))
-		elog(ERROR, "could not fetch a row of serving table \"%s\"",
-			 RelationGetRelationName(st->rel));
-}
-
-/*
  * match_row
  *		Whether serving row r is the one of the new row in slot (key hash kh,
  *		image hash ih); if it is, make it the new row.
  */
 static bool
-match_row(ApplyState *st, ServingRow *r, TupleTableSlot *slot, uint64 kh,
+match_row(FullCompare *st, ServingRow *r, TupleTableSlot *slot, uint64 kh,
 		  uint64 ih)
 {
 	if (r->keyhash != kh || r->matched)
@@ -284,16 +185,16 @@ match_row(ApplyState *st, ServingRow *r, TupleTableSlot *slot, uint64 kh,
 		r->matched = true;
 		if (r->touched)
 		{
-			fetch_serving_row(st, r);
-			apply_update(st, r, slot, true);
+			changes_fetch(st->ch, &r->tid);
+			changes_update(st->ch, &r->tid, true, slot, true);
 		}
 		return true;
 	}
-	fetch_serving_row(st, r);
-	if (!row_same_key(&st->shape, st->oldslot, slot))
+	changes_fetch(st->ch, &r->tid);
+	if (!row_same_key(&st->shape, changes_oldslot(st->ch), slot))
 		return false;
 	r->matched = true;
-	apply_update(st, r, slot, false);
+	changes_update(st->ch, &r->tid, r->touched, slot, false);
 	return true;
 }
 
@@ -311,7 +212,7 @@ match_row(ApplyState *st, ServingRow *r, TupleTableSlot *slot, uint64 kh,
 static void
 apply_row(TupleTableSlot *slot, void *arg)
 {
-	ApplyState *st = arg;
+	FullCompare *st = arg;
 	MemoryContext oldcxt = MemoryContextSwitchTo(st->rowcxt);
 	uint64		kh;
 	uint64		ih;
@@ -336,86 +237,204 @@ apply_row(TupleTableSlot *slot, void *arg)
 		}
 	}
 	if (!found)
-		apply_insert(st, slot);
+		changes_insert(st->ch, slot);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(st->rowcxt);
-	ResetPerTupleExprContext(st->estate);
-}
+	}
 
 /*
  * delete_unmatched
  *		Step 3: DELETE the serving rows no new row matched.
  */
 static void
-delete_unmatched(ApplyState *st)
+delete_unmatched(FullCompare *st)
 {
 	for (uint64 n = 0; n < st->nrows; n++)
 	{
 		ServingRow *r = &st->rows[n];
-		TupleTableSlot *target = st->oldslot;
 
 		if (r->matched)
 			continue;
 		CHECK_FOR_INTERRUPTS();
-		fetch_serving_row(st, r);
-		if (r->touched || touched_by_others(st->oldslot))
-		{
-			if (!lock_latest(st, &r->tid))
-				continue;		/* deleted by someone else already */
-			target = st->lockslot;
-		}
-		ExecSimpleRelationDelete(st->rri, st->estate, &st->epqstate, target);
-		st->deleted++;
-		ResetPerTupleExprContext(st->estate);
+		changes_delete(st->ch, &r->tid, r->touched);
 	}
 }
 
 /*
- * begin_changes
- *		An executor state for the serving table, as the logical replication
- *		apply worker makes one: a range table of the one relation, its
- *		result relation with its indexes open, AFTER triggers collected.
+ * compare_in_full
+ *		The whole comparison, steps 1 to 3, under the active snapshot.
  */
 static void
-begin_changes(ApplyState *st)
+compare_in_full(FullCompare *st, const MergePlan *plan, BuildResult *result)
 {
-	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	instr_time	start;
 
-	st->estate = CreateExecutorState();
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(st->rel);
-	rte->relkind = st->rel->rd_rel->relkind;
-	rte->rellockmode = ShareUpdateExclusiveLock;
-	exec_init_one_relation(st->estate, rte);
-	st->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(st->rri, st->rel, 1, NULL, 0);
-	st->estate->es_output_cid = GetCurrentCommandId(true);
-	st->estate->es_snapshot = st->snapshot;
-	ExecOpenIndices(st->rri, false);
-	EvalPlanQualInit(&st->epqstate, st->estate, NULL, NIL, -1, NIL);
-	st->oldslot = table_slot_create(st->rel, &st->estate->es_tupleTable);
-	st->lockslot = table_slot_create(st->rel, &st->estate->es_tupleTable);
-	AfterTriggerBeginQuery();
+	INSTR_TIME_SET_CURRENT(start);
+	scan_serving(st);
+	result->serving_rows = st->nrows;
+	result->scan_ms += sl_elapsed_ms(start);	/* after any state reads */
+
+	INSTR_TIME_SET_CURRENT(start);
+	st->ch = changes_begin(st->rel, &st->shape, st->snapshot);
+	build_merge_fill(plan, writer_begin_sink(st->rel, apply_row, st), result);
+	delete_unmatched(st);
+	changes_counts(st->ch, &st->inserted, &st->updated, &st->deleted);
+	changes_end(st->ch);
+	result->apply_ms = sl_elapsed_ms(start);
+	pfree(st->rows);
+	pfree(st->slots);
+}
+
+/* the storage (relfilenode) of a relation, 0 for one that has none */
+static Oid
+storage_of(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			node;
+
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	node = ((Form_pg_class) GETSTRUCT(tup))->relfilenode;
+	ReleaseSysCache(tup);
+	return node;
 }
 
 /*
- * end_changes
- *		Fire the AFTER row triggers and release the executor state.
+ * follow_change
+ *		Refresh by following the change (apply_delta.c) when the state the
+ *		last refresh left describes the serving table; true if done.  Else
+ *		*state is the state to save after the whole comparison (NULL: none
+ *		can be kept), and result->compared_why says why.
  */
-static void
-end_changes(ApplyState *st)
+static bool
+follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
+			  BuildResult *result, ApplyState **state)
 {
-	AfterTriggerEndQuery(st->estate);
-	EvalPlanQualEnd(&st->epqstate);
-	ExecCloseIndices(st->rri);
-	ExecResetTupleTable(st->estate->es_tupleTable, false);
-	FreeExecutorState(st->estate);
+	Oid			relid = RelationGetRelid(st->rel);
+	ApplyState *saved;
+	ApplyState *next;
+	DeltaScan  *ds;
+	Oid			index;
+	int64		watch_version;
+	bool		usable;
+	instr_time	start;
+
+	*state = NULL;
+	if (!fast_merge_possible(plan))
+	{
+		result->compared_why = "the merge is not one the C merge does";
+		return false;
+	}
+	index = lookup_find_index(st->rel, &st->shape, plan);
+	if (!OidIsValid(index))
+	{
+		result->compared_why = "no unique index on the key";
+		return false;
+	}
+	if (!apply_watch_current(relid, &watch_version))
+	{
+		result->compared_why = "no serving_layer_watch trigger";
+		return false;
+	}
+
+	INSTR_TIME_SET_CURRENT(start);
+	saved = apply_state_load(def->target);
+	next = palloc0(sizeof(ApplyState));
+	next->serving = relid;
+	next->serving_node = storage_of(relid);
+	next->watch_version = watch_version;
+	next->batch = plan->batch;
+	next->batch_node = storage_of(plan->batch);
+	next->plan_hash = apply_plan_hash(plan);
+
+	usable = saved != NULL;
+	if (saved == NULL)
+		result->compared_why = "no state of an earlier refresh";
+	else if (saved->serving != next->serving ||
+			 saved->serving_node != next->serving_node ||
+			 saved->watch_version != next->watch_version)
+	{
+		result->compared_why = "the serving table was rewritten or its trigger changed";
+		usable = false;
+	}
+	else if (saved->plan_hash != next->plan_hash)
+	{
+		result->compared_why = "the merge changed";
+		usable = false;
+	}
+	else if (saved->batch != next->batch ||
+			 saved->batch_node != next->batch_node)
+	{
+		result->compared_why = "the batch table was replaced or truncated";
+		usable = false;
+	}
+	else if (apply_watch_logged(relid, st->snapshot, false))
+	{
+		result->compared_why = "other statements changed the serving table";
+		usable = false;
+	}
+
+	ds = delta_read_speed(plan);
+	if (ds == NULL)
+	{
+		result->compared_why = "the speed groups exceed serving_layer.fast_merge_memory";
+		return false;
+	}
+	if (usable)
+		delta_compare_speed(ds, saved->speed_state);
+	delta_read_batch(ds, usable);
+	delta_counts(ds, &next->batch_rows, &next->batch_hash,
+				 &result->speed_rows, &next->speed_groups,
+				 &result->changed_keys);
+	result->batch_rows = next->batch_rows;
+	result->speed_groups = next->speed_groups;
+	if (usable && (next->batch_rows != saved->batch_rows ||
+				   next->batch_hash != saved->batch_hash))
+	{
+		result->compared_why = "the batch layer changed";
+		usable = false;
+	}
+	next->speed_state = delta_state(ds);
+	result->scan_ms = sl_elapsed_ms(start);
+	if (!usable)
+	{
+		delta_end(ds);
+		*state = next->speed_state != NULL ? next : NULL;
+		return false;
+	}
+
+	INSTR_TIME_SET_CURRENT(start);
+	{
+		KeyLookup  *lookup = lookup_begin(st->rel, index, st->snapshot);
+
+		st->ch = changes_begin(st->rel, &st->shape, st->snapshot);
+		delta_apply(ds, saved->speed_state, st->rel, &st->shape, lookup,
+					st->ch);
+		changes_counts(st->ch, &st->inserted, &st->updated, &st->deleted);
+		changes_end(st->ch);
+		lookup_end(lookup);
+	}
+	delta_end(ds);
+	result->followed = true;
+	result->merged_by = "in C";
+	result->output_rows = saved->output_rows + st->inserted -
+		st->deleted;
+	result->apply_ms = sl_elapsed_ms(start);
+	if (next->speed_state != NULL)
+	{
+		next->output_rows = result->output_rows;
+		apply_state_save(def->target, next);
+	}
+	else
+		apply_state_forget(def->target);
+	return true;
 }
 
 /*
  * apply_new_contents
- *		Refresh the serving table in place: the merge's rows compared with
- *		its rows, the differences applied.  The caller holds SHARE UPDATE
+ *		Refresh the serving table in place: the differences between the
+ *		merge's rows and its rows applied, found by following the change
+ *		or by the whole comparison.  The caller holds SHARE UPDATE
  *		EXCLUSIVE on it, and nothing stronger is taken.
  */
 BuildResult *
@@ -423,9 +442,9 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 				   Oid target_relid)
 {
 	BuildResult *result = palloc0(sizeof(BuildResult));
-	ApplyState *st = palloc0(sizeof(ApplyState));
+	FullCompare *st = palloc0(sizeof(FullCompare));
+	ApplyState *state;
 	OwnerContext ctx;
-	instr_time	start;
 
 	result->target_relid = target_relid;
 	result->applied = true;
@@ -444,32 +463,37 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 									   ALLOCSET_DEFAULT_SIZES);
 
 	build_enter_owner(st->rel, &ctx);
-	st->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 
-	INSTR_TIME_SET_CURRENT(start);
-	scan_serving(st);
-	result->serving_rows = st->nrows;
-	result->scan_ms = sl_elapsed_ms(start);
-
-	INSTR_TIME_SET_CURRENT(start);
+	/*
+	 * One snapshot for every read: the layers, the serving table, the log
+	 * of other changes.  The state saved for the next refresh describes
+	 * what this snapshot saw.
+	 */
 	PushActiveSnapshot(GetTransactionSnapshot());
-	begin_changes(st);
-	build_merge_rows(plan, writer_begin_sink(st->rel, apply_row, st), result,
-					 def);
-	delete_unmatched(st);
-	end_changes(st);
+	st->snapshot = RegisterSnapshot(GetActiveSnapshot());
+	build_merge_prepare(plan, result, def);
+	if (!follow_change(st, def, plan, result, &state))
+	{
+		compare_in_full(st, plan, result);
+		/* every change the log records, this comparison has seen */
+		(void) apply_watch_logged(target_relid, st->snapshot, true);
+		if (state != NULL)
+		{
+			state->output_rows = result->output_rows;
+			apply_state_save(def->target, state);
+		}
+		else
+			apply_state_forget(def->target);
+	}
 	PopActiveSnapshot();
 	result->changed_rows = st->inserted + st->updated + st->deleted;
 	result->inserted = st->inserted;
 	result->updated = st->updated;
 	result->deleted = st->deleted;
-	result->apply_ms = sl_elapsed_ms(start);
 
 	UnregisterSnapshot(st->snapshot);
 	build_leave_owner(&ctx);
 	table_close(st->rel, NoLock);
 	MemoryContextDelete(st->rowcxt);
-	pfree(st->rows);
-	pfree(st->slots);
 	return result;
 }

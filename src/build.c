@@ -78,31 +78,34 @@ sql_fill_row(TupleTableSlot *slot, void *arg)
 }
 
 /*
- * build_merge_rows
- *		Compute the new contents into writer: in C for the common merges
- *		(fast_merge.c), else with one GROUP BY query (merge_sql.c).  Both
- *		modes use it: 'swap' writes the rows into a new heap, 'apply' hands
- *		them to its comparison (apply.c).  With guard_first, the
- *		half-loaded batch check runs first, under the same snapshot (mode
- *		'apply' changes the serving table while it merges).
+ * build_merge_prepare
+ *		What comes before the merge's reads, under the active snapshot (the
+ *		one every read of the layers sees): the derived time boundary, and
+ *		with guard_first the half-loaded batch check (mode 'apply' changes
+ *		the serving table while it merges, so it checks first).
  */
 void
-build_merge_rows(const MergePlan *plan, HeapWriter *writer,
-				 BuildResult *result, const Definition *guard_first)
+build_merge_prepare(const MergePlan *plan, BuildResult *result,
+					const Definition *guard_first)
 {
-	bool		fast = fast_merge_possible(plan);
-
-	/*
-	 * One snapshot for every read of the layers: the derived time boundary
-	 * and the rows on either side of it must agree.
-	 */
-	PushActiveSnapshot(GetTransactionSnapshot());
 	boundary_derive(plan);
 	result->boundary = boundary_text(plan);
 	if (guard_first != NULL)
 		batch_guard_check_first(guard_first, plan);
+}
 
-	if (fast)
+/*
+ * build_merge_fill
+ *		Compute the new contents into writer, under the active snapshot: in
+ *		C for the common merges (fast_merge.c), else with one GROUP BY query
+ *		(merge_sql.c).  Both modes use it: 'swap' writes the rows into a new
+ *		heap, 'apply' hands them to its comparison (apply.c).
+ */
+void
+build_merge_fill(const MergePlan *plan, HeapWriter *writer,
+				 BuildResult *result)
+{
+	if (fast_merge_possible(plan))
 	{
 		char	   *merged_by;
 
@@ -130,6 +133,21 @@ build_merge_rows(const MergePlan *plan, HeapWriter *writer,
 		result->batch_rows = fill.input_rows - fill.speed_rows;
 	}
 	result->output_rows = writer_end(writer);
+}
+
+/*
+ * build_merge_rows
+ *		build_merge_prepare() and build_merge_fill() under one new snapshot:
+ *		the derived time boundary and the rows on either side of it must
+ *		agree.
+ */
+void
+build_merge_rows(const MergePlan *plan, HeapWriter *writer,
+				 BuildResult *result, const Definition *guard_first)
+{
+	PushActiveSnapshot(GetTransactionSnapshot());
+	build_merge_prepare(plan, result, guard_first);
+	build_merge_fill(plan, writer, result);
 	PopActiveSnapshot();
 }
 

@@ -41,6 +41,11 @@ typedef struct BuildResult
 	int64		deleted;
 	double		scan_ms;
 	double		apply_ms;
+	/* mode 'apply' following the change (apply_delta.c) */
+	bool		followed;		/* only the changed keys were compared */
+	const char *compared_why;	/* else why the whole table was compared */
+	int64		changed_keys;
+	int64		speed_groups;
 } BuildResult;
 
 /* the caller's identity and settings, while the build runs as the owner */
@@ -53,6 +58,10 @@ typedef struct OwnerContext
 
 extern void build_enter_owner(Relation oldrel, OwnerContext *ctx);
 extern void build_leave_owner(OwnerContext *ctx);
+extern void build_merge_prepare(const MergePlan *plan, BuildResult *result,
+								const Definition *guard_first);
+extern void build_merge_fill(const MergePlan *plan, HeapWriter *writer,
+							 BuildResult *result);
 extern void build_merge_rows(const MergePlan *plan, HeapWriter *writer,
 							 BuildResult *result,
 							 const Definition *guard_first);

@@ -22,6 +22,8 @@
 #include "access/xact.h"
 #include "utils/acl.h"
 
+#include "apply_state.h"
+#include "apply_watch.h"
 #include "catalog.h"
 #include "compat.h"
 #include "definition.h"
@@ -272,6 +274,11 @@ serving_layer_define(PG_FUNCTION_ARGS)
 	catalog_store(&def, plan);
 	CommandCounterIncrement();
 
+	/* mode 'apply': a new definition is followed from a whole comparison */
+	apply_state_forget(def.target);
+	if (OidIsValid(relid))
+		apply_watch_set(relid, def.mode == REFRESH_MODE_APPLY);
+
 	/* a live view renamed by this definition: drop the old one */
 	if (existing != NULL && existing->live_view != NULL &&
 		(def.live_view == NULL ||
@@ -327,6 +334,7 @@ serving_layer_forget(PG_FUNCTION_ARGS)
 {
 	TargetName *target;
 	Definition *def;
+	Oid			relid;
 
 	/* refused before any work */
 	PreventCommandIfReadOnly("serving_layer_forget()");
@@ -340,6 +348,10 @@ serving_layer_forget(PG_FUNCTION_ARGS)
 						target_label(target))));
 	catalog_check_owner(def, CATALOG_FORGET);
 	catalog_delete(def->target);
+	apply_state_forget(def->target);
+	relid = target_lock(def->target, AccessShareLock);
+	if (OidIsValid(relid))
+		apply_watch_set(relid, false);
 	live_view_drop(def);
 	PG_RETURN_VOID();
 }

@@ -1,0 +1,31 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply_delta.h
+ *	  Mode 'apply' following the change: from what the last refresh read,
+ *	  only the keys whose layers changed are recomputed and compared
+ *	  (apply_delta.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SL_APPLY_DELTA_H
+#define SL_APPLY_DELTA_H
+
+#include "apply_lookup.h"
+#include "apply_rows.h"
+#include "merge_types.h"
+
+typedef struct DeltaScan DeltaScan;
+
+extern DeltaScan *delta_read_speed(const MergePlan *plan);
+extern void delta_compare_speed(DeltaScan *ds, bytea *saved);
+extern void delta_read_batch(DeltaScan *ds, bool collect);
+extern void delta_counts(DeltaScan *ds, int64 *batch_rows,
+						 int64 *batch_hash, int64 *speed_rows,
+						 int64 *speed_groups, int64 *keys);
+extern void delta_apply(DeltaScan *ds, bytea *saved, Relation rel,
+						const RowShape *shape, KeyLookup *lookup,
+						ApplyChanges *ch);
+extern bytea *delta_state(DeltaScan *ds);
+extern void delta_end(DeltaScan *ds);
+
+#endif							/* SL_APPLY_DELTA_H */
