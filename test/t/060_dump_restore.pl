@@ -188,7 +188,7 @@ check_restored('restored_plain', 'plain dump');
 # not record the version, so CREATE EXTENSION makes the current one, and the
 # 1.1 definitions (layers as regclass, which pg_dump writes schema-qualified)
 # load into its configuration table, where the layers are names.  The
-# library works with the objects of 1.2 only, so the definition is written
+# library works with the objects of 1.3 only, so the definition is written
 # here as 1.1's functions wrote it.
 $node->safe_psql('postgres', 'CREATE DATABASE old');
 $node->safe_psql(

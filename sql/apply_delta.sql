@@ -1,0 +1,233 @@
+--
+-- apply_delta: mode 'apply' following the change.  A refresh whose batch
+-- layer and serving table are as the last refresh left them recomputes only
+-- the keys whose speed rows changed, and finds their serving rows through
+-- the unique index on the key: it does not scan the serving table.  Any
+-- other change (the batch layer, the serving table by hand, its trigger,
+-- its index, the definition) sends it back to the whole comparison.  Either
+-- way the rows are those of a swap refresh of the same layers, which a twin
+-- target in mode 'swap' computes beside it.
+--
+-- Which way a refresh went is read from the serving table's scans in the
+-- current transaction (pg_stat_xact_user_tables): the whole comparison
+-- scans it once, following the change does not.
+--
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS serving_layer;
+RESET client_min_messages;
+
+CREATE SCHEMA dl;
+SET search_path = dl, public;
+CREATE TABLE b (k text, k2 int, v bigint, n numeric, m int, f float8);
+CREATE TABLE s (k text, k2 int, v bigint, n numeric, m int, f float8);
+SELECT setseed(0.25);
+INSERT INTO b SELECT 'k' || (g % 3000), g % 3, g, g / 7.0, g % 11, g / 3.0
+	FROM generate_series(1, 6000) g;		-- two batch rows per key
+INSERT INTO b VALUES (NULL, 1, 5, 1.5, 2, 0.5), ('k1', NULL, 7, NULL, NULL, NULL);
+INSERT INTO s SELECT 'k' || (g % 3300), g % 3, 1, 0.5, g % 13, g / 5.0
+	FROM generate_series(2800, 3300) g;
+SELECT serving_layer_define('dl.srv', 'dl.b', 'dl.s', key => '{k,k2}',
+	merge => '{"m": "max", "f": "min"}', mode => 'apply');
+SELECT serving_layer_define('dl.ref', 'dl.b', 'dl.s', key => '{k,k2}',
+	merge => '{"m": "max", "f": "min"}', mode => 'swap');
+SELECT target, output_rows FROM serving_layer_refresh() ORDER BY target;
+CREATE UNIQUE INDEX srv_key ON srv (k, k2);
+-- define again: the table gets its watch trigger, now that it exists
+SELECT serving_layer_define('dl.srv', 'dl.b', 'dl.s', key => '{k,k2}',
+	merge => '{"m": "max", "f": "min"}', mode => 'apply');
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'srv'::regclass;
+
+-- One refresh of both targets; how srv's went, and whether the two agree.
+CREATE FUNCTION refresh_both(OUT how text, OUT changed bigint, OUT differ bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	scans0 bigint;
+BEGIN
+	-- (the view counts what this backend has not reported yet, earlier
+	-- transactions included: compare with the count before the refresh)
+	scans0 := coalesce((SELECT seq_scan FROM pg_stat_xact_user_tables
+						WHERE relid = 'dl.srv'::regclass), 0);
+	SELECT changed_rows INTO changed FROM serving_layer_refresh('dl.srv');
+	PERFORM serving_layer_refresh('dl.ref');
+	how := CASE WHEN coalesce((SELECT seq_scan FROM pg_stat_xact_user_tables
+							   WHERE relid = 'dl.srv'::regclass), 0) > scans0
+		THEN 'full' ELSE 'delta' END;
+	SELECT count(*) INTO differ FROM (
+		(SELECT * FROM dl.srv EXCEPT ALL SELECT * FROM dl.ref)
+		UNION ALL
+		(SELECT * FROM dl.ref EXCEPT ALL SELECT * FROM dl.srv)) d;
+END
+$$;
+
+-- the first refresh of the new definition compares in full, the next
+-- follows the change (nothing changed)
+SELECT * FROM refresh_both();
+SELECT * FROM refresh_both();
+
+-- speed rows changed, deleted (a key of the speed layer only, and one of
+-- both), inserted (new keys, a NULL key, a key of the batch only)
+UPDATE s SET v = v + 1 WHERE k IN ('k2900', 'k3100');
+DELETE FROM s WHERE k IN ('k3200', 'k2950');
+INSERT INTO s VALUES ('new', 0, 1, 1, 1, 1), (NULL, 1, 1, 1, 1, 1),
+	('k5', 2, 100, 1, 99, -1), ('k6', NULL, 1, NULL, NULL, NULL);
+SELECT * FROM refresh_both();
+-- every speed row of a key gone: its serving row keeps the batch values
+DELETE FROM s WHERE k = 'k5';
+SELECT * FROM refresh_both();
+
+-- the serving table changed by hand: the whole comparison puts it right,
+-- then the next refresh follows the change again
+UPDATE srv SET v = -1 WHERE k = 'k10';
+DELETE FROM srv WHERE k = 'k11';
+INSERT INTO srv VALUES ('junk', 0, 0, 0, 0, 0);
+SELECT count(*) AS logged FROM serving_layer_apply_dirty
+WHERE serving = 'srv'::regclass;
+SELECT * FROM refresh_both();
+SELECT count(*) AS logged FROM serving_layer_apply_dirty
+WHERE serving = 'srv'::regclass;
+SELECT * FROM refresh_both();
+-- ... also when the change was made in the refresh's own transaction
+BEGIN;
+DELETE FROM srv WHERE k = 'k12';
+SELECT * FROM refresh_both();
+COMMIT;
+-- ... and by TRUNCATE
+TRUNCATE srv;
+SELECT * FROM refresh_both();
+SELECT * FROM refresh_both();
+
+-- the batch layer changed in place, or reloaded
+UPDATE b SET v = v + 1 WHERE k = 'k20';
+SELECT * FROM refresh_both();
+BEGIN;
+CREATE TEMP TABLE b_copy AS SELECT * FROM b;
+TRUNCATE b;
+INSERT INTO b SELECT * FROM b_copy;
+COMMIT;
+SELECT * FROM refresh_both();
+-- a batch row rewritten with the same values is no change
+UPDATE b SET v = v WHERE k = 'k21';
+UPDATE s SET v = v + 1 WHERE k = 'k2999';
+SELECT * FROM refresh_both();
+
+-- a refresh rolled back leaves the state of the one before
+BEGIN;
+UPDATE s SET v = v + 5 WHERE k = 'k3000';
+SELECT * FROM refresh_both();
+ROLLBACK;
+UPDATE s SET v = v + 7 WHERE k = 'k3001';
+SELECT * FROM refresh_both();
+
+-- the watch trigger disabled, enabled in another mode, or dropped: the
+-- whole comparison, until define puts it back
+ALTER TABLE srv DISABLE TRIGGER serving_layer_watch;
+DELETE FROM srv WHERE k = 'k13';
+SELECT * FROM refresh_both();
+ALTER TABLE srv ENABLE TRIGGER serving_layer_watch;
+SELECT * FROM refresh_both();
+SELECT * FROM refresh_both();
+SELECT serving_layer_define('dl.srv', 'dl.b', 'dl.s', key => '{k,k2}',
+	merge => '{"m": "max", "f": "min"}', mode => 'apply');
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'srv'::regclass;
+SELECT * FROM refresh_both();
+DELETE FROM srv WHERE k = 'k14';
+SELECT * FROM refresh_both();
+SELECT * FROM refresh_both();
+
+-- without a unique index on the key, or on a small fast_merge_memory: the
+-- whole comparison
+DROP INDEX srv_key;
+CREATE INDEX srv_nonunique ON srv (k, k2);
+UPDATE s SET v = v + 1 WHERE k = 'k3002';
+SELECT * FROM refresh_both();
+DROP INDEX srv_nonunique;
+CREATE UNIQUE INDEX srv_key ON srv (k2, k);	-- the key in another order
+SELECT * FROM refresh_both();
+SELECT * FROM refresh_both();
+SET serving_layer.fast_merge_memory = '8kB';
+UPDATE s SET v = v + 1 WHERE k = 'k3003';
+SELECT * FROM refresh_both();
+RESET serving_layer.fast_merge_memory;
+SELECT * FROM refresh_both();
+SELECT * FROM refresh_both();
+
+-- Rounds of random changes: speed rows updated, deleted and inserted every
+-- round, the batch layer every fifth, the serving table every seventh.
+CREATE FUNCTION random_rounds(rounds int, OUT followed int, OUT compared int,
+							  OUT mismatches bigint, OUT changed bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	r record;
+BEGIN
+	followed := 0; compared := 0; mismatches := 0; changed := 0;
+	FOR i IN 1 .. rounds LOOP
+		UPDATE dl.s SET v = v + 1, m = (random() * 20)::int
+			WHERE random() < 0.02;
+		DELETE FROM dl.s WHERE random() < 0.01;
+		INSERT INTO dl.s SELECT 'k' || (random() * 3500)::int,
+			(random() * 3)::int, 1, 0.25, (random() * 20)::int, random()
+			FROM generate_series(1, 5);
+		IF i % 5 = 0 THEN
+			UPDATE dl.b SET n = n + 1 WHERE random() < 0.001;
+		END IF;
+		IF i % 7 = 0 THEN
+			DELETE FROM dl.srv WHERE random() < 0.001;
+		END IF;
+		SELECT * INTO r FROM refresh_both();
+		IF r.how = 'delta' THEN
+			followed := followed + 1;
+		ELSE
+			compared := compared + 1;
+		END IF;
+		mismatches := mismatches + r.differ;
+		changed := changed + r.changed;
+	END LOOP;
+END
+$$;
+SELECT followed, compared, mismatches, changed > 0 AS changed FROM random_rounds(40);
+
+-- hostile names: the trigger, the state and the log follow the table
+CREATE SCHEMA "we""ird";
+CREATE TABLE "we""ird"."Tab le" (k text, v bigint);
+CREATE UNIQUE INDEX ON "we""ird"."Tab le" (k);
+CREATE TABLE "we""ird"."b;x" (k text, v bigint);
+CREATE TABLE "we""ird"."s'x" (k text, v bigint);
+INSERT INTO "we""ird"."b;x" VALUES ('a', 1), ('b', 2);
+INSERT INTO "we""ird"."s'x" VALUES ('b', 10), ('c', 20);
+SELECT serving_layer_define('"we""ird"."Tab le"', '"we""ird"."b;x"',
+	'"we""ird"."s''x"', mode => 'apply');
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = '"we""ird"."Tab le"'::regclass;
+SELECT changed_rows FROM serving_layer_refresh('"we""ird"."Tab le"');
+UPDATE "we""ird"."s'x" SET v = 11 WHERE k = 'b';
+SELECT coalesce((SELECT seq_scan FROM pg_stat_xact_user_tables
+				 WHERE relid = '"we""ird"."Tab le"'::regclass), 0) AS scans0 \gset
+SELECT changed_rows FROM serving_layer_refresh('"we""ird"."Tab le"');
+SELECT seq_scan - :scans0 AS serving_scans FROM pg_stat_xact_user_tables
+WHERE relid = '"we""ird"."Tab le"'::regclass;
+DELETE FROM "we""ird"."Tab le" WHERE k = 'a';
+SELECT count(*) AS logged FROM serving_layer_apply_dirty
+WHERE serving = '"we""ird"."Tab le"'::regclass;
+SELECT changed_rows FROM serving_layer_refresh('"we""ird"."Tab le"');
+SELECT * FROM "we""ird"."Tab le" ORDER BY k;
+SELECT serving_layer_forget('"we""ird"."Tab le"');
+SET client_min_messages = warning;
+DROP SCHEMA "we""ird" CASCADE;
+RESET client_min_messages;
+
+-- attached to another table, the watch function logs nothing
+CREATE TABLE other (x int);
+CREATE TRIGGER w AFTER INSERT ON other FOR EACH STATEMENT
+	EXECUTE FUNCTION serving_layer_watch();
+INSERT INTO other VALUES (1);
+SELECT count(*) FROM serving_layer_apply_dirty WHERE serving = 'other'::regclass;
+
+-- forget drops the trigger and the state
+SELECT serving_layer_forget('dl.srv');
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'srv'::regclass;
+SELECT count(*) FROM serving_layer_apply_state WHERE target_schema = 'dl';
+
+SET client_min_messages = warning;
+SELECT serving_layer_forget('dl.ref');
+DROP SCHEMA dl CASCADE;
+RESET client_min_messages;
+RESET search_path;
