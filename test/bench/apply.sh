@@ -12,7 +12,10 @@
 #               refresh
 #   apply 10%   every speed row changed (10 % of the keys), then 'apply'
 #   apply all   the batch reloaded with new values for every key
-#               (TRUNCATE + INSERT), then 'apply'
+#               (TRUNCATE + INSERT), then 'apply' (which compares in full:
+#               the batch layer changed)
+# Every 'apply' run follows a refresh of the same target (set-up makes one),
+# so 1 % and 10 % follow the change (apply_delta.c) as in a pipeline.
 #   swap        a 'swap' refresh of the same change (1 %), for reference
 #   mv conc.    REFRESH MATERIALIZED VIEW CONCURRENTLY of a materialized
 #               view of the same merge (GROUP BY over batch UNION ALL speed,
@@ -87,6 +90,9 @@ setup() {
 		CREATE UNIQUE INDEX ON s_apply (location);
 		CREATE UNIQUE INDEX ON s_swap (location);
 		SELECT serving_layer_define('s_apply', 'batch_layer', 'speed_layer', mode => 'apply');
+		-- the first refresh of a definition compares in full and leaves the
+		-- state the next ones follow the change from, as in a pipeline
+		SELECT count(*) FROM serving_layer_refresh('s_apply');
 		$MV_SQL
 		VACUUM ANALYZE s_apply, s_swap, mv;
 	SQL
