@@ -31,6 +31,7 @@
 #include "utils/typcache.h"
 
 #include "apply_lookup.h"
+#include "compat.h"
 
 /*
  * index_matches
@@ -139,7 +140,7 @@ lookup_begin(Relation rel, Oid indexid, Snapshot snapshot)
 													   BTEqualStrategyNumber));
 		lk->collation[j] = lk->index->rd_indcollation[j];
 	}
-	lk->scan = index_beginscan(rel, lk->index, snapshot, lk->nkeys, 0);
+	lk->scan = index_scan_begin(rel, lk->index, snapshot, lk->nkeys);
 	lk->cxt = CurrentMemoryContext;
 	return lk;
 }

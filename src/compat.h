@@ -15,6 +15,7 @@
 #ifndef SERVING_LAYER_COMPAT_H
 #define SERVING_LAYER_COMPAT_H
 
+#include "access/genam.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "utils/acl.h"
@@ -143,6 +144,20 @@ class_set_allfrozen(Form_pg_class form, int32 pages)
 #else
 	(void) form;
 	(void) pages;
+#endif
+}
+
+/*
+ * 18 gave index_beginscan() the scan's instrumentation (for EXPLAIN's index
+ * search counts), NULL when nobody counts.
+ */
+static inline IndexScanDesc
+index_scan_begin(Relation heap, Relation index, Snapshot snapshot, int nkeys)
+{
+#if PG_VERSION_NUM >= 180000
+	return index_beginscan(heap, index, snapshot, NULL, nkeys, 0);
+#else
+	return index_beginscan(heap, index, snapshot, nkeys, 0);
 #endif
 }
 
