@@ -69,6 +69,7 @@
 #include "apply_rows.h"
 #include "apply_state.h"
 #include "apply_watch.h"
+#include "batch_guard.h"
 #include "build.h"
 #include "fast_merge_api.h"
 #include "heap_writer.h"
@@ -304,11 +305,12 @@ storage_of(Oid relid)
  *		Refresh by following the change (apply_delta.c) when the state the
  *		last refresh left describes the serving table; true if done.  Else
  *		*state is the state to save after the whole comparison (NULL: none
- *		can be kept), and result->compared_why says why.
+ *		can be kept), and result->compared_why says why.  *guarded says
+ *		whether the half-loaded batch check has run.
  */
 static bool
 follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
-			  BuildResult *result, ApplyState **state)
+			  BuildResult *result, ApplyState **state, bool *guarded)
 {
 	Oid			relid = RelationGetRelid(st->rel);
 	ApplyState *saved;
@@ -320,6 +322,7 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 	instr_time	start;
 
 	*state = NULL;
+	*guarded = false;
 	if (!fast_merge_possible(plan))
 	{
 		result->compared_why = "the merge is not one the C merge does";
@@ -386,6 +389,14 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 	delta_counts(ds, &next->batch_rows, &next->batch_hash,
 				 &result->speed_rows, &next->speed_groups,
 				 &result->changed_keys);
+
+	/*
+	 * The half-loaded batch check, before anything changes, on the batch
+	 * rows just counted under the same snapshot (rather than counting them
+	 * once more).
+	 */
+	batch_guard_check(def, next->batch_rows);
+	*guarded = true;
 	result->batch_rows = next->batch_rows;
 	result->speed_groups = next->speed_groups;
 	if (usable && (next->batch_rows != saved->batch_rows ||
@@ -444,6 +455,7 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 	BuildResult *result = palloc0(sizeof(BuildResult));
 	FullCompare *st = palloc0(sizeof(FullCompare));
 	ApplyState *state;
+	bool		guarded;
 	OwnerContext ctx;
 
 	result->target_relid = target_relid;
@@ -471,9 +483,12 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 	 */
 	PushActiveSnapshot(GetTransactionSnapshot());
 	st->snapshot = RegisterSnapshot(GetActiveSnapshot());
-	build_merge_prepare(plan, result, def);
-	if (!follow_change(st, def, plan, result, &state))
+	build_merge_prepare(plan, result, NULL);
+	if (!follow_change(st, def, plan, result, &state, &guarded))
 	{
+		/* the half-loaded batch check first: the merge changes the table */
+		if (!guarded)
+			batch_guard_check_first(def, plan);
 		compare_in_full(st, plan, result);
 		/* every change the log records, this comparison has seen */
 		(void) apply_watch_logged(target_relid, st->snapshot, true);
