@@ -11,7 +11,10 @@
 # that serving_layer holds exactly batch + speed summed per location (NULL
 # location included) and exits non-zero if not.  Then version 2's features on
 # an hourly layout: a time boundary so no hour is counted twice, a live view,
-# a batch table replaced the dbt way.  The cluster is removed on exit.
+# a batch table replaced the dbt way; and serving_layer refreshed in mode
+# 'apply', whose second refresh follows the change (one location changed,
+# one row updated), checked against the layers.  The cluster is removed on
+# exit.
 #
 #   test/demo.sh
 set -euo pipefail
@@ -189,6 +192,46 @@ BEGIN
 	END IF;
 END $$;
 SELECT 'check: every hour counted once, and the live view equals the serving table after the refresh: ok';
+SQL
+
+# Mode 'apply': the same rows, applied in place as row changes (for hot
+# standbys, logical subscribers, row triggers).  With a unique index on the
+# key, a refresh after the first follows the change: only the locations whose
+# speed rows changed are recomputed and looked up.
+heading "7. version 2: mode 'apply' follows the change"
+demo_psql <<'SQL'
+CREATE UNIQUE INDEX ON serving_layer (location);
+SELECT serving_layer_define('serving_layer', 'batch_layer', 'speed_layer',
+							mode => 'apply');
+SET serving_layer."verbose" = on;
+SET client_min_messages = warning;
+-- the first refresh of the definition compares the whole table
+SELECT status, output_rows, changed_rows FROM serving_layer_refresh('serving_layer');
+-- the speed layer gets three new tweets in one location
+UPDATE speed_layer SET "count(id)" = "count(id)" + 3
+WHERE location = (SELECT min(location) FROM speed_layer);
+SELECT status, output_rows, changed_rows FROM serving_layer_refresh('serving_layer');
+SQL
+demo_psql -t -A <<'SQL'
+DO $$
+DECLARE
+	bad bigint;
+BEGIN
+	CREATE TEMP VIEW expected_counts AS
+	SELECT location, sum(c)::bigint AS count_id
+	FROM (SELECT location, count_id FROM batch_layer
+		  UNION ALL SELECT location, "count(id)" FROM speed_layer) AS u (location, c)
+	GROUP BY location;
+	SELECT count(*) INTO bad FROM
+		((SELECT location, count_id FROM serving_layer
+		  EXCEPT ALL TABLE expected_counts) UNION ALL
+		 (TABLE expected_counts
+		  EXCEPT ALL SELECT location, count_id FROM serving_layer)) AS d;
+	IF bad > 0 THEN
+		RAISE EXCEPTION 'serving_layer differs from batch + speed after the apply refresh: % rows', bad;
+	END IF;
+END $$;
+SELECT 'check: after the apply refresh serving_layer is batch + speed again: ok';
 SQL
 echo
 say "done (the throwaway cluster is removed on exit)"
