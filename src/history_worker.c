@@ -335,7 +335,8 @@ serving_layer_history_worker(Datum main_arg)
 	FailureLogData *log;
 	bool		failed = false;
 
-	BackgroundWorkerUnblockSignals();
+	/* SIGTERM must not end the worker inside its COMMIT (see util.c) */
+	sl_worker_unblock_signals();
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "serving_layer history writer");
 	seg = dsm_attach(handle);
 	if (seg == NULL)

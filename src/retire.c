@@ -336,7 +336,7 @@ serving_layer_cleanup_worker(Datum main_arg)
 	RetireMessage msg;
 
 	memcpy(&msg, MyBgworkerEntry->bgw_extra, sizeof(msg));
-	BackgroundWorkerUnblockSignals();
+	sl_worker_unblock_signals();
 	BackgroundWorkerInitializeConnectionByOid(msg.dboid, msg.roleid, 0);
 	pgstat_report_activity(STATE_RUNNING, "waiting for a refresh to end");
 

@@ -3,8 +3,8 @@
  * util.c
  *	  Small helpers shared by several modules: the extension's schema and
  *	  relations, relation owners, elapsed time for the progress lines,
- *	  starting the extension's background workers, and running one SQL
- *	  statement through SPI.
+ *	  starting the extension's background workers and setting up their
+ *	  signals, and running one SQL statement through SPI.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +21,7 @@
 #include "miscadmin.h"
 #include "nodes/params.h"
 #include "postmaster/bgworker.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -154,6 +155,30 @@ sl_start_worker(const char *function, const char *name, Datum main_arg,
 	if (extralen > 0)
 		memcpy(worker.bgw_extra, extra, extralen);
 	return RegisterDynamicBackgroundWorker(&worker, handle);
+}
+
+/*
+ * sl_worker_unblock_signals
+ *		In a worker sl_start_worker() started, first thing: handle SIGTERM
+ *		as a backend does, then unblock signals.
+ *
+ * A background worker's default SIGTERM handler, bgworker_die(), raises
+ * FATAL inside the signal handler, wherever the worker is.  Terminated in
+ * the COMMIT of a transaction whose commit record is written (a cleanup
+ * worker unlinking an old heap's files, the history worker's insert), the
+ * worker then aborts a committed transaction: "AbortTransaction while in
+ * COMMIT state", then PANIC "cannot abort transaction N, it was already
+ * committed", and the postmaster reinitializes every backend (a crash
+ * restart).  die() only sets a flag that the next CHECK_FOR_INTERRUPTS()
+ * acts on, and COMMIT holds interrupts, so a worker terminated in its
+ * COMMIT finishes it and exits after; lock waits still end at once.  Core's
+ * parallel and logical replication workers do the same.
+ */
+void
+sl_worker_unblock_signals(void)
+{
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
 }
 
 /*

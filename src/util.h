@@ -3,7 +3,8 @@
  * util.h
  *	  Small helpers shared by several modules (util.c): the extension's
  *	  schema and relations, relation owners, elapsed time, starting the
- *	  extension's background workers, running one statement through SPI.
+ *	  extension's background workers and setting up their signals, running
+ *	  one statement through SPI.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,6 +41,7 @@ extern double sl_elapsed_ms(instr_time start);
 extern bool sl_start_worker(const char *function, const char *name,
 							Datum main_arg, const void *extra, Size extralen,
 							BackgroundWorkerHandle **handle);
+extern void sl_worker_unblock_signals(void);
 extern uint64 sl_spi_run(const char *sql, int expected, const SpiCall *call);
 
 #endif							/* SL_UTIL_H */
