@@ -155,13 +155,27 @@ drop_relation(Oid relid)
 
 /*
  * drop_retired
- *		Drop a retired heap if it still is one and nobody else is dropping
- *		it.
+ *		Drop a retired heap if it still is one.  With wait, wait for the
+ *		lock on it; else leave it if anyone holds one.
+ *
+ * The refresh's backend never waits here: it holds the serving table's
+ * exclusive lock.  The cleanup worker must wait, not give up: it wakes
+ * when the refresh's transaction lock is released, but a committing
+ * backend releases its locks one lock partition after the other, waking
+ * the waiters of each as it goes, so the worker can find the refresh still
+ * holding the retired heap's lock for a moment (all the more on a loaded
+ * machine, where the committing backend is preempted); autovacuum or a
+ * reader (pg_relation_size()) can hold one too.  A worker that gave up
+ * left the heap until the next refresh of the target, which may never
+ * come.  The worker holds no other lock while it waits (one transaction a
+ * heap), so it cannot deadlock, and autovacuum gives way to its request.
  */
 static void
-drop_retired(Oid serving, Oid relid)
+drop_retired(Oid serving, Oid relid, bool wait)
 {
-	if (!ConditionalLockRelationOid(relid, AccessExclusiveLock))
+	if (wait)
+		LockRelationOid(relid, AccessExclusiveLock);
+	else if (!ConditionalLockRelationOid(relid, AccessExclusiveLock))
 		return;
 	if (!is_retired_heap(relid, serving))
 	{
@@ -318,7 +332,7 @@ retire_launch_cleanup(List *deferred)
 		{
 			/* no worker: drop them here, at the cost of a longer lock */
 			for (int i = 0; i < batch; i++)
-				drop_retired(msg.pairs[i][0], msg.pairs[i][1]);
+				drop_retired(msg.pairs[i][0], msg.pairs[i][1], false);
 		}
 		done += batch;
 	}
@@ -327,7 +341,13 @@ retire_launch_cleanup(List *deferred)
 /*
  * serving_layer_cleanup_worker
  *		Background worker: wait for the refresh's transaction (main_arg) to
- *		end, then drop the retired heaps it names, if they still are.
+ *		end, then drop the retired heaps it names, if they still are, each
+ *		in a transaction of its own.
+ *
+ * A worker terminated (pg_terminate_backend, shutdown) while it waits or
+ * drops leaves what it has not dropped yet to the next refresh of the
+ * target; terminated in a COMMIT, it finishes the COMMIT first (see
+ * sl_worker_unblock_signals()).
  */
 void
 serving_layer_cleanup_worker(Datum main_arg)
@@ -345,12 +365,15 @@ serving_layer_cleanup_worker(Datum main_arg)
 	CommitTransactionCommand();
 
 	pgstat_report_activity(STATE_RUNNING, "dropping the old storage of a serving table");
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
 	for (Oid i = 0; i < msg.nrels; i++)
-		drop_retired(msg.pairs[i][0], msg.pairs[i][1]);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	{
+		CHECK_FOR_INTERRUPTS();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		drop_retired(msg.pairs[i][0], msg.pairs[i][1], true);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
 }
