@@ -82,34 +82,34 @@ retired_prefix(Oid serving)
 }
 
 /*
- * has_auto_dependency
- *		Whether relid has an AUTO dependency on the serving table, which
- *		only retire_storage() gives a heap.
+ * auto_dependents
+ *		The relations that have an AUTO dependency on the serving table as a
+ *		whole: retire_storage() gives one to each heap it retires.
  */
-static bool
-has_auto_dependency(Oid relid, Oid serving)
+static List *
+auto_dependents(Oid serving)
 {
 	Relation	pg_depend = table_open(DependRelationId, AccessShareLock);
 	ScanKeyData key[3];
 	SysScanDesc scan;
 	HeapTuple	tup;
-	bool		found = false;
+	List	   *found = NIL;
 
-	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber,
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
 				F_OIDEQ, ObjectIdGetDatum(RelationRelationId));
-	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(relid));
-	ScanKeyInit(&key[2], Anum_pg_depend_objsubid, BTEqualStrategyNumber,
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(serving));
+	ScanKeyInit(&key[2], Anum_pg_depend_refobjsubid, BTEqualStrategyNumber,
 				F_INT4EQ, Int32GetDatum(0));
-	scan = systable_beginscan(pg_depend, DependDependerIndexId, true, NULL,
+	scan = systable_beginscan(pg_depend, DependReferenceIndexId, true, NULL,
 							  3, key);
-	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
 
-		found = dep->refclassid == RelationRelationId &&
-			dep->refobjid == serving && dep->refobjsubid == 0 &&
-			dep->deptype == DEPENDENCY_AUTO;
+		if (dep->classid == RelationRelationId && dep->objsubid == 0 &&
+			dep->deptype == DEPENDENCY_AUTO)
+			found = lappend_oid(found, dep->objid);
 	}
 	systable_endscan(scan);
 	table_close(pg_depend, AccessShareLock);
@@ -117,11 +117,11 @@ has_auto_dependency(Oid relid, Oid serving)
 }
 
 /*
- * is_retired_heap
- *		Whether relid is a heap retire_storage() retired for serving.
+ * has_retired_name
+ *		Whether relid is a table named like the retired heaps of serving.
  */
 static bool
-is_retired_heap(Oid relid, Oid serving)
+has_retired_name(Oid relid, Oid serving)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	char	   *prefix = retired_prefix(serving);
@@ -133,7 +133,19 @@ is_retired_heap(Oid relid, Oid serving)
 		strncmp(NameStr(((Form_pg_class) GETSTRUCT(tup))->relname), prefix,
 				strlen(prefix)) == 0;
 	ReleaseSysCache(tup);
-	return named && has_auto_dependency(relid, serving);
+	return named;
+}
+
+/*
+ * is_retired_heap
+ *		Whether relid is a heap retire_storage() retired for serving: its
+ *		name, its relkind and its AUTO dependency on serving.
+ */
+static bool
+is_retired_heap(Oid relid, Oid serving)
+{
+	return has_retired_name(relid, serving) &&
+		list_member_oid(auto_dependents(serving), relid);
 }
 
 /*
@@ -217,39 +229,15 @@ storage_blocks(Relation rel)
  * add_leftovers
  *		Append to *deferred the retired heaps of serving that earlier
  *		refreshes left behind (their worker never ran: a crash, a
- *		terminated worker), found by their AUTO dependency on it.
+ *		terminated worker).
  */
 static void
 add_leftovers(Oid serving, List **deferred)
 {
-	Relation	pg_depend = table_open(DependRelationId, AccessShareLock);
-	ScanKeyData key[3];
-	SysScanDesc scan;
-	HeapTuple	tup;
-	List	   *found = NIL;
 	ListCell   *lc;
 
-	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(RelationRelationId));
-	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(serving));
-	ScanKeyInit(&key[2], Anum_pg_depend_refobjsubid, BTEqualStrategyNumber,
-				F_INT4EQ, Int32GetDatum(0));
-	scan = systable_beginscan(pg_depend, DependReferenceIndexId, true, NULL,
-							  3, key);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
-
-		if (dep->classid == RelationRelationId && dep->objsubid == 0 &&
-			dep->deptype == DEPENDENCY_AUTO)
-			found = lappend_oid(found, dep->objid);
-	}
-	systable_endscan(scan);
-	table_close(pg_depend, AccessShareLock);
-
-	foreach(lc, found)
-		if (is_retired_heap(lfirst_oid(lc), serving))
+	foreach(lc, auto_dependents(serving))
+		if (has_retired_name(lfirst_oid(lc), serving))
 		{
 			*deferred = lappend_oid(*deferred, serving);
 			*deferred = lappend_oid(*deferred, lfirst_oid(lc));
