@@ -20,9 +20,12 @@
  * that query reads nothing but the table's own rows with no filter, so the
  * scan is used only for a plain heap table without inheritance children, on
  * which row-level security does not apply to the current user, who has
- * SELECT on the whole table, and whose columns are the plan's; otherwise,
- * and for the speed layer (whose values may need casting), the layer is
- * read with its query (merge_sql_layer()), through query_rows.c.
+ * SELECT on the whole table, and whose columns are the plan's.  A speed
+ * table is scanned on the same terms when no time boundary filters it and
+ * each of its merged columns has its batch column's type, so that no value
+ * needs casting; its rows are handed over in the plan's column order.
+ * Otherwise the layer is read with its query (merge_sql_layer()), through
+ * query_rows.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -53,15 +56,39 @@ struct LayerReader
 	const MergePlan *plan;
 	bool		speed;
 	Relation	rel;			/* the table, when it is scanned */
+	AttrNumber *speed_attnos;	/* a scanned speed table: per plan column
+								 * its attribute */
+	TupleDesc	plan_desc;		/* ... and the plan's row type */
 };
 
 /*
- * open_scannable
- *		The batch table, opened with the lock its query would take, when it
- *		can be read directly and its columns are the plan's, in order, with
- *		the plan's types; else NULL (keeping the lock, which the query
- *		takes anyway).
+ * open_table / open_scannable
+ *		A plain heap table without inheritance children that the current
+ *		user may read whole (SELECT, no row-level security), opened with
+ *		the lock its query would take, else NULL (keeping the lock, which
+ *		the query takes anyway); the batch table when, moreover, nothing
+ *		filters its rows and its columns are the plan's, in order, with the
+ *		plan's types.
  */
+static Relation
+open_table(Oid relid)
+{
+	Relation	rel;
+
+	if (get_rel_relkind(relid) != RELKIND_RELATION ||
+		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+		check_enable_rls(relid, InvalidOid, true) != RLS_NONE)
+		return NULL;
+	rel = table_open(relid, AccessShareLock);
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID || rel->rd_rel->relhassubclass)
+	{
+		/* the query will take the same lock: keep it, as it would */
+		table_close(rel, NoLock);
+		return NULL;
+	}
+	return rel;
+}
+
 static Relation
 open_scannable(const MergePlan *plan)
 {
@@ -69,16 +96,10 @@ open_scannable(const MergePlan *plan)
 	TupleDesc	desc;
 
 	/* a recorded time boundary filters batch rows: leave that to SQL */
-	if (boundary_takes_batch(plan) ||
-		get_rel_relkind(plan->batch) != RELKIND_RELATION ||
-		pg_class_aclcheck(plan->batch, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
-		check_enable_rls(plan->batch, InvalidOid, true) != RLS_NONE)
+	if (boundary_takes_batch(plan) || (rel = open_table(plan->batch)) == NULL)
 		return NULL;
-
-	rel = table_open(plan->batch, AccessShareLock);
 	desc = RelationGetDescr(rel);
-	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
-		rel->rd_rel->relhassubclass || desc->natts != plan->ncolumns)
+	if (desc->natts != plan->ncolumns)
 		goto no;
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -99,21 +120,88 @@ no:
 }
 
 /*
+ * open_speed_scannable
+ *		The speed table, when a scan gives what its query would: no time
+ *		boundary filters its rows and each plan column's speed column has
+ *		the plan column's type and modifier, so that the query's assignment
+ *		would be the column itself (merge_sql.c); reader->speed_attnos then
+ *		maps the plan's columns to the table's attributes.
+ */
+static Relation
+open_speed_scannable(LayerReader *reader)
+{
+	const MergePlan *plan = reader->plan;
+	const TimeBoundary *b = plan->boundary;
+	Relation	rel;
+	TupleDesc	desc;
+	AttrNumber *attnos;
+
+	if ((b != NULL && (b->has_value || b->live)) ||
+		(rel = open_table(plan->speed)) == NULL)
+		return NULL;
+	desc = RelationGetDescr(rel);
+	attnos = palloc(sizeof(AttrNumber) * plan->ncolumns);
+	for (int i = 0; i < plan->ncolumns; i++)
+	{
+		const PlanColumn *col = &plan->columns[i];
+		int			a;
+
+		for (a = 0; a < desc->natts; a++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, a);
+
+			if (!att->attisdropped &&
+				strcmp(NameStr(att->attname), col->speed_name) == 0)
+				break;
+		}
+		if (a == desc->natts ||
+			TupleDescAttr(desc, a)->atttypid != col->typid ||
+			col->speed_typid != col->typid ||
+			(col->typmod >= 0 &&
+			 TupleDescAttr(desc, a)->atttypmod != col->typmod))
+		{
+			pfree(attnos);
+			table_close(rel, NoLock);
+			return NULL;
+		}
+		attnos[i] = a + 1;
+	}
+	reader->speed_attnos = attnos;
+	reader->plan_desc = CreateTemplateTupleDesc(plan->ncolumns);
+	for (int i = 0; i < plan->ncolumns; i++)
+		TupleDescInitEntry(reader->plan_desc, i + 1, NULL,
+						   plan->columns[i].typid, plan->columns[i].typmod, 0);
+	return rel;
+}
+
+/*
  * scan_table
  *		Call fn(slot, arg) for each row of the table visible to the active
  *		snapshot, with its first natts columns deformed, in a memory
- *		context reset after each row.
+ *		context reset after each row.  With attnos, the callback gets
+ *		instead a slot of plan_desc whose column i is the table's attribute
+ *		attnos[i] (a speed table, its columns in batch order).
  */
 static void
-scan_table(Relation rel, int natts, QueryRowFn fn, void *arg)
+scan_table(Relation rel, int natts, const AttrNumber *attnos,
+		   TupleDesc plan_desc, QueryRowFn fn, void *arg)
 {
 	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel),
 													&TTSOpsHeapTuple);
+	TupleTableSlot *planslot = NULL;
 	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
 												 "serving_layer batch row",
 												 ALLOCSET_DEFAULT_SIZES);
 	HeapTuple	tuple;
+
+	if (attnos != NULL)
+	{
+		natts = 0;
+		for (int i = 0; i < plan_desc->natts; i++)
+			natts = Max(natts, attnos[i]);
+		planslot = MakeSingleTupleTableSlot(plan_desc, &TTSOpsVirtual);
+	}
 
 	/*
 	 * heap_getnext() rather than table_scan_getnextslot(): the tuple stays
@@ -128,11 +216,25 @@ scan_table(Relation rel, int natts, QueryRowFn fn, void *arg)
 		ExecStoreHeapTuple(tuple, slot, false);
 		slot_getsomeattrs(slot, natts);
 		oldcxt = MemoryContextSwitchTo(rowcxt);
-		fn(slot, arg);
+		if (planslot != NULL)
+		{
+			ExecClearTuple(planslot);
+			for (int i = 0; i < plan_desc->natts; i++)
+			{
+				planslot->tts_values[i] = slot->tts_values[attnos[i] - 1];
+				planslot->tts_isnull[i] = slot->tts_isnull[attnos[i] - 1];
+			}
+			ExecStoreVirtualTuple(planslot);
+			fn(planslot, arg);
+		}
+		else
+			fn(slot, arg);
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextReset(rowcxt);
 	}
 	table_endscan(scan);
+	if (planslot != NULL)
+		ExecDropSingleTupleTableSlot(planslot);
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(rowcxt);
 }
@@ -140,7 +242,9 @@ scan_table(Relation rel, int natts, QueryRowFn fn, void *arg)
 /*
  * layer_open
  *		Prepare to read the batch layer (speed false) or the speed layer of
- *		a plan, with a table scan where that gives the layer's rows.
+ *		a plan, with a table scan where that gives the layer's rows (for
+ *		the speed layer, the executor's projection of each row was half of
+ *		reading it).
  */
 LayerReader *
 layer_open(const MergePlan *plan, bool speed)
@@ -149,8 +253,7 @@ layer_open(const MergePlan *plan, bool speed)
 
 	reader->plan = plan;
 	reader->speed = speed;
-	if (!speed)
-		reader->rel = open_scannable(plan);
+	reader->rel = speed ? open_speed_scannable(reader) : open_scannable(plan);
 	return reader;
 }
 
@@ -163,7 +266,7 @@ layer_open(const MergePlan *plan, bool speed)
 bool
 layer_rows_stored(const LayerReader *reader)
 {
-	return reader->rel != NULL;
+	return reader->rel != NULL && reader->speed_attnos == NULL;
 }
 
 /*
@@ -174,7 +277,7 @@ layer_rows_stored(const LayerReader *reader)
 TupleDesc
 layer_stored_desc(const LayerReader *reader)
 {
-	return reader->rel != NULL ? RelationGetDescr(reader->rel) : NULL;
+	return layer_rows_stored(reader) ? RelationGetDescr(reader->rel) : NULL;
 }
 
 /*
@@ -200,7 +303,8 @@ layer_read(LayerReader *reader, LayerColumns columns, QueryRowFn fn,
 		if (columns != LAYER_ALL)
 			while (natts > 0 && plan->columns[natts - 1].kind != MERGE_KEY)
 				natts--;
-		scan_table(reader->rel, natts, fn, arg);
+		scan_table(reader->rel, natts, reader->speed_attnos,
+				   reader->plan_desc, fn, arg);
 	}
 	else
 	{
@@ -226,5 +330,7 @@ layer_close(LayerReader *reader)
 {
 	if (reader->rel != NULL)
 		table_close(reader->rel, NoLock);
+	if (reader->plan_desc != NULL)
+		FreeTupleDesc(reader->plan_desc);
 	pfree(reader);
 }
