@@ -100,12 +100,50 @@ FROM serving_layer_refresh('t_fast');
 SELECT (SELECT count(*) FROM (TABLE cmp_fast EXCEPT ALL TABLE cmp_slow) a) AS only_fast,
 	   (SELECT count(*) FROM (TABLE cmp_slow EXCEPT ALL TABLE cmp_fast) b) AS only_slow;
 -- a speed layer known (from its reltuples) not to fit goes straight into
--- the partitions, row by row, and the first pass is skipped
+-- the partitions, row by row, after the first pass
 ANALYZE s;
 SELECT target, batch_rows, speed_rows, output_rows, status
 FROM serving_layer_refresh('t_fast');
 SELECT (SELECT count(*) FROM (TABLE cmp_fast EXCEPT ALL TABLE cmp_slow) a) AS only_fast,
 	   (SELECT count(*) FROM (TABLE cmp_slow EXCEPT ALL TABLE cmp_fast) b) AS only_slow;
+RESET serving_layer.fast_merge_memory;
+
+-- The hybrid spill: batch keys 1..30000 (1000 of them twice, the NULL key
+-- twice), speed keys 15000..44999 and NULL, key (k, t), both analyzed.  At
+-- 2MB the speed layer is known to spill to 8 partitions, of which the first
+-- 2 stay in memory (their batch rows merged as they are read), and the batch
+-- rows of the others that merge with nothing (keys below 15000, not
+-- duplicated) are written at once, without a partition; then the same with
+-- the speed layer grown past what its reltuples says, so that the groups
+-- kept in memory outgrow their share and are written out after all.
+CREATE TABLE hb (k integer, t text, n bigint, x numeric, lo integer);
+CREATE TABLE hs (LIKE hb);
+INSERT INTO hb SELECT i, 't' || (i % 7), i, i * 0.5, i FROM generate_series(1, 30000) i;
+INSERT INTO hb SELECT i, 't' || (i % 7), 1, 1, -i FROM generate_series(1, 3000, 3) i;
+INSERT INTO hb VALUES (NULL, NULL, 1, 1, 1), (NULL, NULL, 2, 2, 2);
+INSERT INTO hs SELECT 15000 + i % 30000, 't' || ((15000 + i % 30000) % 7), 1, 0.25, i
+FROM generate_series(1, 30000) i;
+INSERT INTO hs VALUES (NULL, NULL, 5, 5, 5);
+ANALYZE hb, hs;
+SELECT serving_layer_define('t_hybrid', 'hb', 'hs', key => '{k,t}', merge => '{"lo": "min"}');
+SET serving_layer.fast_merge_memory = '2MB';
+SELECT output_rows, status FROM serving_layer_refresh('t_hybrid');
+CREATE VIEW hybrid_wrong AS
+SELECT count(*) AS wrong_rows
+FROM (SELECT k, t, sum(n) n, sum(x) x, min(lo) lo
+	  FROM (TABLE hb UNION ALL TABLE hs) u GROUP BY k, t) r
+	 FULL JOIN t_hybrid h
+	 ON coalesce(h.k, -1) = coalesce(r.k, -1) AND coalesce(h.t, '-') = coalesce(r.t, '-')
+WHERE h.n IS DISTINCT FROM r.n OR h.x IS DISTINCT FROM r.x OR
+	  h.lo IS DISTINCT FROM r.lo OR r.n IS NULL OR h.n IS NULL;
+TABLE hybrid_wrong;
+INSERT INTO hs SELECT 50000 + i, 'x', 1, 0.25, i FROM generate_series(1, 40000) i;
+SELECT output_rows, status FROM serving_layer_refresh('t_hybrid');
+TABLE hybrid_wrong;
+-- and on a budget where the filter of speed keys is a few bits a key
+SET serving_layer.fast_merge_memory = '256kB';
+SELECT output_rows, status FROM serving_layer_refresh('t_hybrid');
+TABLE hybrid_wrong;
 RESET serving_layer.fast_merge_memory;
 
 -- Many duplicate keys: 3000 keys three times each in the batch, so that the
@@ -155,6 +193,6 @@ SELECT serving_layer_define('t_real', 'bf', 'sf');
 SELECT * FROM serving_layer_refresh('t_real');
 \echo :LAST_ERROR_SQLSTATE
 
-SELECT serving_layer_forget(t) FROM unnest(ARRAY['t_fast', 't_slow', 't_real', 't_dups']) t;
+SELECT serving_layer_forget(t) FROM unnest(ARRAY['t_fast', 't_slow', 't_real', 't_dups', 't_hybrid']) t;
 RESET search_path;
 DROP SCHEMA sl_fast CASCADE;

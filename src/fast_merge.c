@@ -8,7 +8,8 @@
  * or sorts every batch row.  But a batch layer usually holds one row per key
  * and the speed layer is small, so here:
  *	  1. a first pass over the batch keys finds which key hashes occur more
- *		 than once (in a set of 32 bits per key, freed after the pass);
+ *		 than once (in a set of 32 bits per key, or a Bloom filter of ten
+ *		 bits when the set would not fit, freed after the pass);
  *	  2. the speed layer is aggregated by key into a hash table in memory;
  *	  3. a second pass streams the batch rows: a row whose key hash occurs
  *		 once is merged with its speed group, if any, and written at once; a
@@ -17,22 +18,23 @@
  *	  4. those groups are merged with their speed groups and written, then
  *		 the speed groups no batch row matched.
  * The reads see one snapshot, and every row comes through the layer-reading
- * functions: a plain batch table with a table scan, its unchanged rows
- * copied as stored, anything else and the speed layer, whose values may
- * need casting, through their queries (layer_read.c).  The
+ * functions: a plain table with a table scan (the batch table's unchanged
+ * rows copied as stored), anything else, such as a speed layer whose
+ * values need casting, through its query (layer_read.c).  The
  * results are those of the GROUP BY: NULL keys group together, sums are
  * exact for integer and numeric types and raise the same overflow errors,
  * min and max use the types' ordering.
  *
  * Memory: serving_layer.fast_merge_memory bounds the key set of step 1,
  * then the speed groups, the duplicate hashes and duplicate groups of steps
- * 2-4 together.  When the key set would not fit, step 1 is skipped; when
- * the speed groups (with the duplicates to come) would not fit, both layers
- * are partitioned by key hash into temporary files and merged partition by
- * partition, each with steps 1-4 (spill.c).  Duplicate groups that do not
- * fit beside the speed groups are left in a temporary file for another
- * round (fm_write_groups).  So the C merge never needs the GROUP BY for
- * lack of memory.
+ * 2-4 together.  When neither the key set nor the filter would fit, step 1
+ * is skipped; when the speed groups (with the duplicates to come) would not
+ * fit, both layers are partitioned by key hash into temporary files, the
+ * first partitions kept in memory as far as the budget allows, and merged
+ * partition by partition, each with steps 1-4 (spill.c).  Duplicate groups
+ * that do not fit beside the speed groups are left in a temporary file for
+ * another round (fm_write_groups).  So the C merge never needs the GROUP BY
+ * for lack of memory.
  *
  *-------------------------------------------------------------------------
  */
@@ -115,14 +117,15 @@ fm_add_group(FastMerge *fm, GroupTable *t, uint64 h, Datum *values,
 	MemoryContextSwitchTo(oldcxt);
 }
 
-/* the memory the tables of steps 2-4 hold */
-static Size
-groups_memory(FastMerge *fm)
+/* the memory the tables of steps 2-4 hold, the filter of spill.c's included */
+Size
+fm_groups_memory(FastMerge *fm)
 {
 	return MemoryContextMemAllocated(fm->speed.cxt, true) +
 		MemoryContextMemAllocated(fm->dups.cxt, true) +
 		(fm->duphashes.slots != NULL ?
-		 sizeof(uint32) * (fm->duphashes.mask + 1) : 0);
+		 sizeof(uint32) * (fm->duphashes.mask + 1) : 0) +
+		keyfilter_bytes(&fm->speedfilter);
 }
 
 /*
@@ -144,26 +147,40 @@ speed_row(TupleTableSlot *slot, void *arg)
 		return;
 	}
 	fm_add_group(fm, &fm->speed, h, slot->tts_values, slot->tts_isnull, NULL);
-	if ((fm->speed_rows & 1023) == 0 && groups_memory(fm) > fm->speed_limit)
+	if ((fm->speed_rows & 1023) == 0 && fm_groups_memory(fm) > fm->speed_limit)
 		spill_speed_groups(fm);
 }
 
 /*
  * keys_flush
- *		Add the pending key hashes to the set.  Their slots are fetched into
- *		the CPU cache first, all at once: the set is larger than the caches,
- *		and waiting for one slot after the other dominated this pass.
+ *		Add the pending key hashes to the set (or the filter).  Their slots
+ *		are fetched into the CPU cache first, all at once: the set is larger
+ *		than the caches, and waiting for one slot after the other dominated
+ *		this pass.  A hash the filter may hold already is taken for a
+ *		duplicate: a false positive only costs its rows a trip through the
+ *		table of duplicate groups.
  */
 static void
 keys_flush(FastMerge *fm)
 {
+	bool		filter = fm->keyfilter.nblocks > 0;
+
 	for (int i = 0; i < fm->npending; i++)
-		SL_PREFETCH(&fm->keys.slots[fm->pending[i] & fm->keys.mask]);
+	{
+		if (filter)
+			keyfilter_prefetch(&fm->keyfilter, fm->pending[i]);
+		else
+			SL_PREFETCH(&fm->keys.slots[fm->pending[i] & fm->keys.mask]);
+	}
 	for (int i = 0; i < fm->npending && !fm->over_budget; i++)
 	{
-		if (!hashset_add(&fm->keys, fm->pending[i], fm->budget,
-						 &fm->over_budget))
-			(void) hashset_add(&fm->duphashes, fm->pending[i], fm->budget,
+		bool		seen = filter ?
+			keyfilter_test_add(&fm->keyfilter, fm->pending[i]) :
+			!hashset_add(&fm->keys, fm->pending[i], fm->budget, &fm->over_budget);
+
+		if (seen)
+			(void) hashset_add(&fm->duphashes, fm->pending[i],
+							   fm->budget - keyfilter_bytes(&fm->keyfilter),
 							   &fm->over_budget);
 	}
 	fm->npending = 0;
@@ -204,14 +221,14 @@ dup_row(FastMerge *fm, TupleTableSlot *slot, uint64 h)
 	}
 	fm_add_group(fm, &fm->dups, h, slot->tts_values, slot->tts_isnull, NULL);
 	if (fm->dups.count != before && (fm->dups.count & 63) == 0 &&
-		groups_memory(fm) > fm->budget)
+		fm_groups_memory(fm) > fm->budget)
 		fm->dups_full = true;
 }
 
 /*
  * fm_batch_row_hashed
- *		Step 3 for a batch row of key hash h, deformed: written at once, or
- *		kept with its duplicates.
+ *		Step 3 for a batch row of key hash h, its keys deformed: written at
+ *		once, or kept with its duplicates.
  */
 void
 fm_batch_row_hashed(FastMerge *fm, TupleTableSlot *slot, uint64 h)
@@ -222,6 +239,7 @@ fm_batch_row_hashed(FastMerge *fm, TupleTableSlot *slot, uint64 h)
 	fm->batch_rows++;
 	if (fm->duphashes.count > 0 && hashset_contains(&fm->duphashes, h))
 	{
+		slot_getallattrs(slot);
 		dup_row(fm, slot, h);
 		return;
 	}
@@ -239,6 +257,7 @@ fm_batch_row_hashed(FastMerge *fm, TupleTableSlot *slot, uint64 h)
 
 	/* the batch value first, then the speed group's, as the GROUP BY adds */
 	g->matched = true;
+	slot_getallattrs(slot);
 	oldcxt = MemoryContextSwitchTo(fm->rowcxt);
 	for (int i = 0; i < fm->ncols; i++)
 	{
@@ -370,25 +389,32 @@ reltuples_of(Oid relid)
 
 /*
  * key_pass
- *		Step 1, unless the key set is known not to fit (from the batch
- *		table's reltuples): then, or when it does not fit after all, the
- *		duplicates are found per partition instead (global_dups false).
+ *		Step 1, with the set of key hashes when it fits the budget (from
+ *		the batch table's reltuples), else with a filter of them in half the
+ *		budget, if that gives six bits a key; else, or when the duplicate
+ *		hashes do not fit after all, the duplicates are found per partition
+ *		instead (global_dups false).
  */
 static void
 key_pass(FastMerge *fm, const MergePlan *plan)
 {
 	uint64		expected = fm->batch_reltuples > 0 ? (uint64) fm->batch_reltuples : 0;
 
-	if (expected * 10 / 7 * sizeof(uint32) > fm->budget)
+	if (expected * 10 / 7 * sizeof(uint32) <= fm->budget)
+		hashset_init(&fm->keys, expected, fm->budget);
+	else if (expected * 6 / 8 <= fm->budget / 2)
+		keyfilter_init(&fm->keyfilter, expected, fm->budget / 2);
+	else
 	{
 		fm->over_budget = true;
 		return;
 	}
-	hashset_init(&fm->keys, expected, fm->budget);
 	layer_read(fm->batch, LAYER_KEYS, batch_key, fm);
 	keys_flush(fm);
-	pfree(fm->keys.slots);
+	if (fm->keys.slots != NULL)
+		pfree(fm->keys.slots);
 	fm->keys.slots = NULL;
+	keyfilter_free(&fm->keyfilter);
 	fm->global_dups = !fm->over_budget;
 }
 
@@ -432,18 +458,26 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 
 	/*
 	 * The batch keys first, so that their set and the speed groups never
-	 * take memory together; but when the speed layer is known to spill
-	 * (from its reltuples), its partitions find their duplicates more
-	 * cheaply than a pass over the whole batch layer: the speed groups
-	 * first, and the first pass only if they fit after all.
+	 * take memory together.  When the speed layer is known to spill (from
+	 * its reltuples), its partitions could find their duplicates from their
+	 * own batch rows instead, but knowing them for the whole batch layer
+	 * lets the batch rows that merge with nothing be written at once and
+	 * the first partitions stay in memory (spill.c), which saves more than
+	 * the pass costs (about a fifth of the refresh at 5M keys and 100 %).
 	 */
 	fm->speed_limit = fm->budget;
-	if (fm->speed_reltuples * fm->group_bytes <= fm->budget)
-		key_pass(fm, plan);
-	else
+	key_pass(fm, plan);
+	if (!fm->global_dups)
+	{
+		/* incomplete: found per partition */
+		pfree(fm->duphashes.slots);
+		hashset_init(&fm->duphashes, 0, fm->budget);
+	}
+	if (fm->speed_reltuples * fm->group_bytes > fm->budget)
 	{
 		fm->speed_limit = Min(fm->budget, SPILL_TABLE_BYTES);
 		fm->speed_direct = true;
+		spill_start(fm);
 	}
 	{
 		LayerReader *speed = layer_open(plan, true);
@@ -451,12 +485,6 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 		layer_read(speed, LAYER_ALL, speed_row, fm);
 		layer_close(speed);
 	}
-	if (!fm->global_dups && !fm->over_budget && fm->spill == NULL &&
-		groups_memory(fm) + fm->batch_reltuples * 10 / 7 * sizeof(uint32) <=
-		fm->budget)
-		key_pass(fm, plan);
-	if (!fm->global_dups)
-		fm->duphashes.count = 0;	/* incomplete: found per partition */
 
 	/*
 	 * The duplicate groups step 3 will make, one per duplicate hash, each
@@ -465,7 +493,7 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 	 */
 	if (fm->spill == NULL)
 	{
-		Size		speed_mem = groups_memory(fm);
+		Size		speed_mem = fm_groups_memory(fm);
 		double		per_group = fm->speed.count > 0 ?
 			(double) MemoryContextMemAllocated(fm->speed.cxt, true) / fm->speed.count :
 			offsetof(Group, acc) + sizeof(Acc) * fm->ncols + 64;
@@ -475,7 +503,7 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 			spill_speed_groups(fm);
 	}
 	else
-		spill_speed_groups(fm);
+		spill_speed_done(fm);
 
 	if (fm->spill == NULL)
 	{
@@ -492,14 +520,18 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 		ereport(DEBUG1,
 				(errmsg_internal("C merge spilled: %d partitions, depth %d",
 								 fm->spill_partitions, fm->spill_depth)));
-		*merged_by = psprintf("in C, spilled to %d partitions (depth %d, %lld kB of temporary files%s)",
+		*merged_by = psprintf("in C, spilled to %d partitions (depth %d, %d kept in memory, %lld kB of temporary files, %lld batch rows written at once%s)",
 							  fm->spill_partitions, fm->spill_depth,
+							  fm->spill_inmem,
 							  (long long) (fm->spill_bytes / 1024),
+							  (long long) fm->batch_direct,
 							  fm->global_dups ? "" : ", duplicates found per partition");
 	}
 	PopActiveSnapshot();
 	if (fm->rowslot != NULL)
 		ExecDropSingleTupleTableSlot(fm->rowslot);
+	if (fm->rowdesc != NULL)
+		FreeTupleDesc(fm->rowdesc);
 	layer_close(fm->batch);
 
 	MemoryContextSwitchTo(oldcxt);

@@ -2,9 +2,10 @@
  *
  * fast_merge.h
  *	  Types shared by the files of the C merge: fast_merge.c (the passes),
- *	  spill.c (partitions in temporary files when memory is short),
- *	  group_table.c (hash tables of groups and of key hashes) and
- *	  merge_acc.c (merging measure values, the columns).
+ *	  spill.c (partitions in temporary files when memory is short, whose
+ *	  records are spill_file.c's, spill_file.h), group_table.c (hash tables
+ *	  of groups, sets and filters of key hashes) and merge_acc.c (merging
+ *	  measure values, the columns).
  *
  *-------------------------------------------------------------------------
  */
@@ -50,6 +51,8 @@ typedef struct FastColumn
 	int32		typmod;
 	int16		typlen;
 	bool		typbyval;
+	char		typalign;
+	char		typstorage;		/* TYPSTORAGE_PLAIN: no short varlena */
 	Oid			collid;
 	bool		bytes_key;		/* keys: text compared and hashed as bytes */
 	FmgrInfo	hash;			/* keys: extended hash function */
@@ -119,6 +122,20 @@ typedef struct HashSet
 
 #define HASHSET_FP(h)	((uint32) (h) != 0 ? (uint32) (h) : 1)
 
+/*
+ * A Bloom filter of key hashes, blocked: the bits of a hash all lie in one
+ * cache line, so that a test costs at most one miss.  About ten bits per
+ * key, a few percent of false positives: a fifth of the memory of a set of
+ * 32-bit hashes, for uses that only lose time on a false positive.
+ */
+typedef struct KeyFilter
+{
+	uint64	   *words;			/* nblocks blocks of 8 words, 64-aligned */
+	void	   *raw;			/* as allocated */
+	uint64		nblocks;		/* 0: no filter */
+	int			k;				/* bits per key */
+} KeyFilter;
+
 typedef struct SpillSet SpillSet;	/* spill.c */
 
 /*
@@ -145,6 +162,7 @@ typedef struct FastMerge
 	GroupTable	speed;
 	GroupTable	dups;
 	HashSet		keys;			/* every batch key hash (first pass) */
+	KeyFilter	keyfilter;		/* ... when the set would not fit */
 	HashSet		duphashes;		/* hashes seen more than once */
 	bool		global_dups;	/* duphashes covers the whole batch layer */
 	Size		speed_limit;	/* memory the speed groups may fill */
@@ -164,31 +182,44 @@ typedef struct FastMerge
 	BufFile    *dupfile;		/* duplicate rows left for a later round */
 	bool		dups_full;
 	double		group_bytes;	/* memory one speed group takes, measured */
-	TupleDesc	rowdesc;		/* of spilled batch rows */
+	KeyFilter	speedfilter;	/* speed key hashes of spilled partitions */
+	bool		filter_batch;	/* batch rows not in it written at once */
+	TupleDesc	rowdesc;		/* the plan's columns */
 	TupleTableSlot *rowslot;	/* a spilled batch row read back */
-	HeapTupleData rowtup;		/* its tuple, in readbuf */
-	char	   *readbuf;
+	char	   *readbuf;		/* the record last read (spill_file.c) */
 	Size		readbuf_size;
-	StringInfoData sbuf;
+	uint32		readword;		/* its length and kind */
+	uint64		readhash;
+	StringInfoData sbuf;		/* a record being written */
 	int			spill_partitions;	/* partitions made, at every depth */
+	int			spill_inmem;	/* partitions kept in memory */
 	int			spill_depth;	/* deepest repartitioning */
 	int64		spill_bytes;	/* bytes written to temporary files */
+	int64		batch_direct;	/* batch rows written without a partition */
+	double		mem_expected;	/* speed rows expected in memory (spill.c) */
+	int64		mem_rows;		/* ... read so far */
+	bool		mem_checked;	/* whether they were projected */
 	/* batch key hashes waiting to go into the set, their slots prefetched */
 	uint64		pending[32];
 	int			npending;
 } FastMerge;
 
 /* fast_merge.c */
+extern Size fm_groups_memory(FastMerge *fm);
 extern void fm_batch_row_hashed(FastMerge *fm, TupleTableSlot *slot, uint64 h);
 extern void fm_write_groups(FastMerge *fm);
 extern void fm_add_group(FastMerge *fm, GroupTable *t, uint64 h,
 						 Datum *values, bool *nulls, Acc *accs);
 
 /* spill.c */
+extern void spill_start(FastMerge *fm);
 extern void spill_speed_groups(FastMerge *fm);
 extern void spill_speed_row(FastMerge *fm, TupleTableSlot *slot, uint64 h);
+extern void spill_speed_done(FastMerge *fm);
 extern void spill_batch_row(TupleTableSlot *slot, void *arg);
 extern void spill_merge(FastMerge *fm);
+
+/* spill_file.c (the rest in spill_file.h) */
 extern void spill_row_write(FastMerge *fm, BufFile **file, uint64 h,
 							TupleTableSlot *slot);
 extern TupleTableSlot *spill_row_read(FastMerge *fm, BufFile *file,
@@ -201,12 +232,20 @@ extern bool group_key_equal(FastColumn *cols, int ncols, Group *g,
 							Datum *values, bool *nulls);
 extern void group_table_init(GroupTable *t, Size arena_block);
 extern void group_table_reset(GroupTable *t);
+extern void group_table_reserve(GroupTable *t, uint64 expected);
 extern Group *group_table_find(GroupTable *t, FastColumn *cols, int ncols,
 							   uint64 h, Datum *values, bool *nulls,
 							   bool insert);
 extern void hashset_init(HashSet *s, uint64 expected, Size maxbytes);
 extern bool hashset_add(HashSet *s, uint64 h, Size maxbytes, bool *full);
 extern bool hashset_contains(HashSet *s, uint64 h);
+extern void keyfilter_init(KeyFilter *f, uint64 expected, Size maxbytes);
+extern void keyfilter_free(KeyFilter *f);
+extern Size keyfilter_bytes(KeyFilter *f);
+extern void keyfilter_prefetch(KeyFilter *f, uint64 h);
+extern void keyfilter_add(KeyFilter *f, uint64 h);
+extern bool keyfilter_test(KeyFilter *f, uint64 h);
+extern bool keyfilter_test_add(KeyFilter *f, uint64 h);
 
 /* merge_acc.c */
 extern FastColumn *fast_columns(const MergePlan *plan);

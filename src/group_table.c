@@ -2,8 +2,9 @@
  *
  * group_table.c
  *	  The hash tables of the C merge: groups by key (open addressing, the
- *	  hash and a one-byte tag per slot kept inline), and sets of 64-bit key
- *	  hashes; and how keys are hashed and compared.
+ *	  hash and a one-byte tag per slot kept inline), sets of 64-bit key
+ *	  hashes and Bloom filters of them; and how keys are hashed and
+ *	  compared.
  *
  * Keys are hashed with their type's extended hash function and compared
  * with its equality operator, under the column's collation, and a NULL
@@ -166,6 +167,31 @@ group_table_reset(GroupTable *t)
 	t->arena_left = 0;
 }
 
+/*
+ * group_table_reserve
+ *		Size an empty table for expected groups at once: growing it later
+ *		holds the old and the new arrays together.
+ */
+void
+group_table_reserve(GroupTable *t, uint64 expected)
+{
+	uint64		size = t->mask + 1;
+
+	if (t->count > 0)
+		return;
+	while (size * 7 < expected * 10 && size <= PG_UINT32_MAX)
+		size *= 2;
+	if (size == t->mask + 1)
+		return;
+	pfree(t->groups);
+	pfree(t->tags);
+	t->mask = size - 1;
+	t->groups = MemoryContextAllocExtended(t->cxt, sizeof(Group *) * size,
+										   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	t->tags = MemoryContextAllocExtended(t->cxt, size,
+										 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+}
+
 static void
 group_table_grow(GroupTable *t)
 {
@@ -325,4 +351,129 @@ hashset_init(HashSet *s, uint64 expected, Size maxbytes)
 	s->count = 0;
 	s->slots = MemoryContextAllocExtended(s->cxt, sizeof(uint32) * size,
 										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+}
+
+/* bits of filter per expected key; blocks of 512 bits */
+#define KEYFILTER_BITS	10
+#define KEYFILTER_BLOCK 64
+
+/*
+ * keyfilter_init / keyfilter_free / keyfilter_bytes
+ *		A filter for the expected number of key hashes, in at most maxbytes
+ *		(fewer bits per key then, and more false positives), in the current
+ *		memory context; freed; the memory it takes.
+ */
+void
+keyfilter_init(KeyFilter *f, uint64 expected, Size maxbytes)
+{
+	uint64		bytes = Max(expected, 1024) * KEYFILTER_BITS / 8;
+	double		bits_per_key;
+
+	bytes = Min(bytes, maxbytes > KEYFILTER_BLOCK ? maxbytes - KEYFILTER_BLOCK : 0);
+	f->nblocks = Max(bytes / KEYFILTER_BLOCK, 1);
+	bits_per_key = (double) f->nblocks * KEYFILTER_BLOCK * 8 / Max(expected, 1);
+	/* about ln 2 bits per key set, as a Bloom filter wants */
+	f->k = (int) Max(1, Min(8, bits_per_key * 0.69));
+	f->raw = MemoryContextAllocExtended(CurrentMemoryContext,
+										f->nblocks * KEYFILTER_BLOCK + KEYFILTER_BLOCK,
+										MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	f->words = (uint64 *) TYPEALIGN(KEYFILTER_BLOCK, f->raw);
+}
+
+void
+keyfilter_free(KeyFilter *f)
+{
+	if (f->raw != NULL)
+		pfree(f->raw);
+	f->raw = NULL;
+	f->words = NULL;
+	f->nblocks = 0;
+}
+
+Size
+keyfilter_bytes(KeyFilter *f)
+{
+	return f->nblocks > 0 ? f->nblocks * KEYFILTER_BLOCK + KEYFILTER_BLOCK : 0;
+}
+
+/*
+ * filter_mix / filter_block
+ *		The hash mixed again (murmur3's finalizer), since the bits above 32
+ *		also choose partitions and the low ones the table's slots; its high
+ *		half chooses the block.
+ */
+static inline uint64
+filter_mix(uint64 h)
+{
+	h ^= h >> 33;
+	h *= UINT64CONST(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64CONST(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return h;
+}
+
+static inline uint64 *
+filter_block(KeyFilter *f, uint64 m)
+{
+	return f->words + 8 * (((m >> 32) * f->nblocks) >> 32);
+}
+
+void
+keyfilter_prefetch(KeyFilter *f, uint64 h)
+{
+	SL_PREFETCH(filter_block(f, filter_mix(h)));
+}
+
+/*
+ * keyfilter_test_add / keyfilter_add / keyfilter_test
+ *		Whether the hash may be in the filter (false: it is not), adding it
+ *		or not.  Its k bits in the block are chosen by double hashing from
+ *		the low bits of the mixed hash.
+ */
+bool
+keyfilter_test_add(KeyFilter *f, uint64 h)
+{
+	uint64		m = filter_mix(h);
+	uint64	   *block = filter_block(f, m);
+	uint32		a = m & 511;
+	uint32		b = ((m >> 9) & 511) | 1;
+	bool		present = true;
+
+	for (int j = 0; j < f->k; j++)
+	{
+		uint32		bit = (a + j * b) & 511;
+		uint64		mask = UINT64CONST(1) << (bit & 63);
+
+		if ((block[bit >> 6] & mask) == 0)
+		{
+			present = false;
+			block[bit >> 6] |= mask;
+		}
+	}
+	return present;
+}
+
+void
+keyfilter_add(KeyFilter *f, uint64 h)
+{
+	(void) keyfilter_test_add(f, h);
+}
+
+bool
+keyfilter_test(KeyFilter *f, uint64 h)
+{
+	uint64		m = filter_mix(h);
+	uint64	   *block = filter_block(f, m);
+	uint32		a = m & 511;
+	uint32		b = ((m >> 9) & 511) | 1;
+
+	for (int j = 0; j < f->k; j++)
+	{
+		uint32		bit = (a + j * b) & 511;
+
+		if ((block[bit >> 6] & (UINT64CONST(1) << (bit & 63))) == 0)
+			return false;
+	}
+	return true;
 }

@@ -84,7 +84,8 @@ fast_key_column(FastColumn *col, Oid typid, Oid collid)
 	col->acc = ACC_KEY;
 	col->typid = typid;
 	col->collid = collid;
-	get_typlenbyval(typid, &col->typlen, &col->typbyval);
+	get_typlenbyvalalign(typid, &col->typlen, &col->typbyval, &col->typalign);
+	col->typstorage = get_typstorage(typid);
 	col->bytes_key = (typid == TEXTOID || typid == VARCHAROID) &&
 		OidIsValid(collid) && get_collation_isdeterministic(collid);
 	fmgr_info(tce->hash_extended_proc_finfo.fn_oid, &col->hash);
@@ -109,7 +110,9 @@ fast_columns(const MergePlan *plan)
 		col->typid = pc->typid;
 		col->typmod = pc->typmod;
 		col->collid = pc->collid;
-		get_typlenbyval(col->typid, &col->typlen, &col->typbyval);
+		get_typlenbyvalalign(col->typid, &col->typlen, &col->typbyval,
+							 &col->typalign);
+		col->typstorage = get_typstorage(col->typid);
 		tce = lookup_type_cache(col->typid,
 								TYPECACHE_HASH_EXTENDED_PROC_FINFO |
 								TYPECACHE_EQ_OPR_FINFO | TYPECACHE_CMP_PROC_FINFO);

@@ -7,42 +7,46 @@
  *
  * As a hash join does with its batches (nodeHash.c, nodeHashjoin.c), rows go
  * to BufFiles by bits of their key hash, here bits 32 and up (the group
- * table's slots use the low bits, its tags the top seven).  The speed groups
- * are written when their table fills the budget, as groups already merged
- * (a key can then have a group in several writes of one partition, merged
- * again when the partition is read), the batch rows as their stored tuples
- * with their hash, and, when the first pass could not find the duplicate
- * hashes of the whole batch layer, the hashes alone in a third file, so
- * that each partition finds its own.  A partition is then merged as the
- * whole layers are in memory: its key hashes (when needed), its speed
- * groups, its batch rows, its duplicate groups and its unmatched speed
- * groups.  A partition that still does not fit is split again by the next
- * bits of the hash (recursively), unless splitting did not divide it, or no
- * bits are left: then it is merged beyond the budget, which only many rows
- * of one key hash can cause.
+ * table's slots use the low bits, its tags the top seven), and, as a hybrid
+ * hash join keeps its first batch, the first partitions stay in memory when
+ * the budget allows: their speed groups stay in the group table and their
+ * batch rows are merged as they are read.  The other speed rows are written
+ * as rows (the speed layer known to spill, from its reltuples) or as groups
+ * (the table full: a key can then have a group in several writes of one
+ * partition, merged again when it is read), their key hashes into a filter
+ * (group_table.c).  When the batch layer's duplicate keys are known (the
+ * first pass, fast_merge.c), a batch row whose key is not in the filter
+ * nor a duplicate merges with nothing: it is written at once, as it is;
+ * only the others go to their partitions (a false positive of the filter
+ * merges with nothing there).  Without the duplicates, all go, with their
+ * hashes alone in a third file, so that each partition finds its own.  A
+ * partition is then merged as the whole
+ * layers are in memory: its key hashes (when needed), its speed groups,
+ * its batch rows, its duplicate groups and its unmatched speed groups.  A
+ * partition that still does not fit is split again by the next bits of
+ * the hash (recursively), unless splitting did not divide it, or no bits
+ * are left: then it is merged beyond the budget, which only many rows of
+ * one key hash can cause.  The records are spill_file.c's.
  *
- * The temporary files belong to the transaction's resource owner: an error
- * removes them, and each is closed, and so removed, when its partition is
- * done.  Every batch row still comes through the layer-reading functions
- * (fast_merge.c reads the layers and hands the rows here); the files only
- * hold them until their partition is merged, in the same snapshot.
+ * Each temporary file is closed, and so removed, when its partition is done
+ * (an error removes them too).  Every row still comes through the layer
+ * reads (fast_merge.c); the files only hold rows until their partition is
+ * merged, in the same snapshot.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
 #include "storage/buffile.h"
-#include "utils/datum.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
 
 #include "fast_merge.h"
+#include "heap_writer.h"
 #include "layer_read.h"
+#include "spill_file.h"
 
 #define PART_SHIFT_FIRST	32	/* the first partition bit of a key hash */
 #define PART_SHIFT_END		57	/* bits from here on are the table's tags */
@@ -53,7 +57,8 @@ struct SpillSet
 	int			nparts;			/* a power of 2 */
 	int			shift;			/* partition = (hash >> shift) % nparts */
 	int			bits;			/* log2(nparts) */
-	BufFile   **speed;			/* speed groups */
+	int			nmem;			/* partitions below this one stay in memory */
+	BufFile   **speed;			/* speed rows and groups */
 	BufFile   **rows;			/* batch rows */
 	BufFile   **hashes;			/* batch key hashes (without global_dups) */
 	int64	   *nspeed;
@@ -65,177 +70,6 @@ static inline int
 part_of(SpillSet *set, uint64 h)
 {
 	return (int) ((h >> set->shift) & (set->nparts - 1));
-}
-
-/*
- * file_write / file_read
- *		Write to a temporary file, created on first use in the merge's
- *		memory context; read exactly len bytes, or nothing at the end of
- *		the file if eof_ok (false then).
- */
-static void
-file_write(FastMerge *fm, BufFile **file, const void *data, size_t len)
-{
-	if (*file == NULL)
-	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(fm->cxt);
-
-		*file = BufFileCreateTemp(false);
-		MemoryContextSwitchTo(oldcxt);
-	}
-	BufFileWrite(*file, (void *) data, len);
-	fm->spill_bytes += len;
-}
-
-static bool
-file_read(BufFile *file, void *data, size_t len, bool eof_ok)
-{
-	size_t		got = BufFileRead(file, data, len);
-
-	if (got == len)
-		return true;
-	if (got == 0 && eof_ok)
-		return false;
-	ereport(ERROR,
-			(errcode_for_file_access(),
-			 errmsg("could not read from a temporary file of the C merge: read only %zu of %zu bytes",
-					got, len)));
-	return false;				/* keep the compiler quiet */
-}
-
-static void
-file_rewind(BufFile *file)
-{
-	if (BufFileSeek(file, 0, 0, SEEK_SET) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not rewind a temporary file of the C merge")));
-}
-
-static void
-file_close(BufFile **file)
-{
-	if (*file != NULL)
-		BufFileClose(*file);
-	*file = NULL;
-}
-
-/*
- * record_write / record_read
- *		A record: its length, its key hash, its bytes; read into
- *		fm->readbuf (MAXALIGNed).
- */
-static void
-record_write(FastMerge *fm, BufFile **file, uint64 h, const void *data,
-			 uint32 len)
-{
-	file_write(fm, file, &len, sizeof(len));
-	file_write(fm, file, &h, sizeof(h));
-	file_write(fm, file, data, len);
-}
-
-static bool
-record_read(FastMerge *fm, BufFile *file, uint64 *h, uint32 *len)
-{
-	if (!file_read(file, len, sizeof(uint32), true))
-		return false;
-	file_read(file, h, sizeof(uint64), false);
-	if (*len > fm->readbuf_size)
-	{
-		if (fm->readbuf != NULL)
-			pfree(fm->readbuf);
-		fm->readbuf_size = Max(*len, 2 * fm->readbuf_size);
-		fm->readbuf = MemoryContextAlloc(fm->cxt, fm->readbuf_size);
-	}
-	file_read(file, fm->readbuf, *len, false);
-	return true;
-}
-
-static void
-pad(StringInfo buf)
-{
-	while (buf->len % MAXIMUM_ALIGNOF != 0)
-		appendStringInfoChar(buf, '\0');
-}
-
-/*
- * group_encode / group_decode
- *		A group as bytes: a null flag per column, then each value at a
- *		MAXALIGNed offset (integer sums as their 128 bits, values passed by
- *		value as a Datum, others as their length and bytes), so that decoded
- *		values can point into the read buffer.
- */
-static void
-group_encode(FastMerge *fm, Acc *accs)
-{
-	StringInfo	buf = &fm->sbuf;
-
-	resetStringInfo(buf);
-	for (int i = 0; i < fm->ncols; i++)
-		appendStringInfoChar(buf, accs[i].isnull ? 1 : 0);
-	for (int i = 0; i < fm->ncols; i++)
-	{
-		FastColumn *col = &fm->cols[i];
-		Acc		   *a = &accs[i];
-
-		if (a->isnull)
-			continue;
-		pad(buf);
-		if (col->acc == ACC_SUM_INT)
-			appendBinaryStringInfo(buf, (char *) &a->v.isum, sizeof(INT128));
-		else if (col->typbyval)
-			appendBinaryStringInfo(buf, (char *) &a->v.value, sizeof(Datum));
-		else
-		{
-			uint32		size = datumGetSize(a->v.value, false, col->typlen);
-
-			appendBinaryStringInfo(buf, (char *) &size, sizeof(size));
-			pad(buf);
-			appendBinaryStringInfo(buf, DatumGetPointer(a->v.value), size);
-		}
-	}
-}
-
-static void
-group_decode(FastMerge *fm, char *data, Datum *values, bool *nulls, Acc *accs)
-{
-	Size		off = fm->ncols;
-
-	for (int i = 0; i < fm->ncols; i++)
-	{
-		nulls[i] = data[i] != 0;
-		accs[i].isnull = nulls[i];
-		values[i] = (Datum) 0;
-	}
-	for (int i = 0; i < fm->ncols; i++)
-	{
-		FastColumn *col = &fm->cols[i];
-
-		if (nulls[i])
-			continue;
-		off = MAXALIGN(off);
-		if (col->acc == ACC_SUM_INT)
-		{
-			memcpy(&accs[i].v.isum, data + off, sizeof(INT128));
-			off += sizeof(INT128);
-			continue;
-		}
-		if (col->typbyval)
-		{
-			memcpy(&values[i], data + off, sizeof(Datum));
-			off += sizeof(Datum);
-		}
-		else
-		{
-			uint32		size;
-
-			memcpy(&size, data + off, sizeof(size));
-			off = MAXALIGN(off + sizeof(size));
-			values[i] = PointerGetDatum(data + off);
-			off += size;
-		}
-		accs[i].v.value = values[i];
-	}
 }
 
 /*
@@ -264,14 +98,18 @@ set_create(FastMerge *fm, int nparts, int shift)
 }
 
 static void
+part_close(SpillSet *set, int p)
+{
+	spill_file_close(&set->speed[p]);
+	spill_file_close(&set->rows[p]);
+	spill_file_close(&set->hashes[p]);
+}
+
+static void
 set_free(SpillSet *set)
 {
 	for (int p = 0; p < set->nparts; p++)
-	{
-		file_close(&set->speed[p]);
-		file_close(&set->rows[p]);
-		file_close(&set->hashes[p]);
-	}
+		part_close(set, p);
 	pfree(set->speed);
 	pfree(set->rows);
 	pfree(set->hashes);
@@ -285,14 +123,16 @@ set_free(SpillSet *set)
  * nparts_for
  *		How many partitions to make of bytes of tables, from shift on: each
  *		partition's share at most half the budget or SPILL_TABLE_BYTES, as
- *		far as the buffers of
- *		the files (three of BLCKSZ per partition) stay within an eighth of
- *		it and hash bits are left.
+ *		far as the buffers of the files (BLCKSZ per file, two or three per
+ *		partition) stay within a quarter of it and hash bits are left.  (An
+ *		eighth made 64 partitions at 16MB, too few for 5M speed keys: each
+ *		was split again, and so written twice.)
  */
 static int
 nparts_for(FastMerge *fm, double bytes, int shift)
 {
-	double		maxp = (double) fm->budget / 8 / (3 * BLCKSZ);
+	double		maxp = (double) fm->budget / 4 /
+		((fm->global_dups ? 2 : 3) * BLCKSZ);
 	double		target = Min(fm->budget / 2, SPILL_TABLE_BYTES);
 	int			n = 2;
 
@@ -304,11 +144,70 @@ nparts_for(FastMerge *fm, double bytes, int shift)
 }
 
 /*
+ * top_set
+ *		The first partitions, for bytes of speed groups: and, once the
+ *		duplicates of the batch layer are known, the filter of the spilled
+ *		speed keys, sized for the whole speed layer (as reltuples says, or
+ *		twice the rows read so far) within half the budget.
+ */
+static SpillSet *
+top_set(FastMerge *fm, double bytes)
+{
+	SpillSet   *set;
+
+	if (!fm->global_dups && fm->batch_reltuples > 0)
+		bytes += fm->batch_reltuples * sizeof(uint32) * 2;
+	set = set_create(fm, nparts_for(fm, bytes, PART_SHIFT_FIRST),
+					 PART_SHIFT_FIRST);
+	if (fm->global_dups)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(fm->cxt);
+
+		keyfilter_init(&fm->speedfilter,
+					   (uint64) Max(fm->speed_reltuples, 2 * fm->speed_rows),
+					   fm->budget / 2);
+		MemoryContextSwitchTo(oldcxt);
+		fm->filter_batch = true;
+	}
+	return set;
+}
+
+/*
+ * spill_start
+ *		Make the partitions before the speed layer is read, when it is known
+ *		to spill, and keep the first ones in memory, as many as the budget
+ *		holds beside the filter, the duplicate hashes and the files'
+ *		buffers (a sixteenth is left for the duplicate groups).  Without
+ *		the duplicates of the batch layer, none: a partition's batch rows
+ *		must all be in one place to be merged.
+ */
+void
+spill_start(FastMerge *fm)
+{
+	double		speed_bytes = fm->speed_reltuples * fm->group_bytes;
+	SpillSet   *set = top_set(fm, speed_bytes);
+	double		avail = (double) fm->budget - fm->budget / 16 -
+		(double) set->nparts * 2 * BLCKSZ - keyfilter_bytes(&fm->speedfilter) -
+		sizeof(uint32) * (fm->duphashes.mask + 1);
+
+	fm->spill = set;
+	if (!fm->global_dups || avail <= 0 || speed_bytes <= 0)
+		return;
+	set->nmem = (int) Min(set->nparts, avail / (speed_bytes / set->nparts));
+	fm->speed_limit = (Size) avail + keyfilter_bytes(&fm->speedfilter) +
+		sizeof(uint32) * (fm->duphashes.mask + 1);
+	fm->mem_expected = fm->speed_reltuples * set->nmem / set->nparts;
+	if (set->nmem > 0)
+		group_table_reserve(&fm->speed, (uint64) fm->mem_expected);
+}
+
+/*
  * spill_speed_groups
- *		Write the speed groups to their partitions and empty their table;
- *		the first time, make the partitions, as many as the whole speed
- *		layer (estimated from its reltuples while rows are still to come)
- *		and, without the first pass, the batch key sets need.
+ *		Write the speed groups to their partitions and empty their table
+ *		(which then keeps no partition in memory); the first time, make the
+ *		partitions, as many as the whole speed layer (estimated from its
+ *		reltuples while rows are still to come) and, without the first
+ *		pass, the batch key sets need.
  */
 void
 spill_speed_groups(FastMerge *fm)
@@ -325,12 +224,10 @@ spill_speed_groups(FastMerge *fm)
 
 		if (fm->speed_rows > 0 && fm->speed_reltuples > fm->speed_rows)
 			bytes *= fm->speed_reltuples / fm->speed_rows;
-		if (!fm->global_dups && fm->batch_reltuples > 0)
-			bytes += fm->batch_reltuples * sizeof(uint32) * 2;
-		fm->spill = set_create(fm, nparts_for(fm, bytes, PART_SHIFT_FIRST),
-							   PART_SHIFT_FIRST);
+		fm->spill = top_set(fm, bytes);
 	}
 	set = fm->spill;
+	set->nmem = 0;
 	for (uint64 i = 0; i <= fm->speed.mask; i++)
 	{
 		Group	   *g = fm->speed.groups[i];
@@ -343,105 +240,143 @@ spill_speed_groups(FastMerge *fm)
 			continue;
 		CHECK_FOR_INTERRUPTS();
 		p = part_of(set, g->hash);
-		group_encode(fm, g->acc);
-		record_write(fm, &set->speed[p], g->hash, fm->sbuf.data, fm->sbuf.len);
+		spill_write_group(fm, &set->speed[p], g->hash, g->acc);
 		set->nspeed[p]++;
+		if (fm->filter_batch)
+			keyfilter_add(&fm->speedfilter, g->hash);
 	}
 	group_table_reset(&fm->speed);
-	fm->speed_limit = Min(fm->budget, SPILL_TABLE_BYTES);
+	fm->speed_limit = Min(fm->budget,
+						  SPILL_TABLE_BYTES + keyfilter_bytes(&fm->speedfilter));
+}
+
+/*
+ * shrink
+ *		Keep only nmem partitions in memory: the other speed groups to their
+ *		files, the kept ones into a new table, the old table freed.
+ */
+static void
+shrink(FastMerge *fm, int nmem)
+{
+	SpillSet   *set = fm->spill;
+	GroupTable	old = fm->speed;
+	Datum	   *values = palloc(sizeof(Datum) * fm->ncols);
+	bool	   *nulls = palloc(sizeof(bool) * fm->ncols);
+	MemoryContext oldcxt = MemoryContextSwitchTo(fm->cxt);
+
+	group_table_init(&fm->speed, old.arena_block);
+	MemoryContextSwitchTo(oldcxt);
+	fm->mem_expected = fm->mem_expected * nmem / set->nmem;
+	group_table_reserve(&fm->speed, (uint64) fm->mem_expected);
+	for (uint64 i = 0; i <= old.mask; i++)
+	{
+		Group	   *g = old.groups[i];
+		int			p;
+
+		if (old.tags[i] == 0)
+			continue;
+		p = part_of(set, g->hash);
+		if (p < nmem)
+		{
+			for (int c = 0; c < fm->ncols; c++)
+			{
+				values[c] = g->acc[c].v.value;
+				nulls[c] = fm->cols[c].acc != ACC_KEY || g->acc[c].isnull;
+			}
+			fm_add_group(fm, &fm->speed, g->hash, values, nulls, g->acc);
+			continue;
+		}
+		spill_write_group(fm, &set->speed[p], g->hash, g->acc);
+		set->nspeed[p]++;
+		keyfilter_add(&fm->speedfilter, g->hash);
+	}
+	MemoryContextDelete(old.cxt);
+	fm->mem_rows = fm->mem_rows * nmem / set->nmem;
+	set->nmem = nmem;
+	pfree(values);
+	pfree(nulls);
+}
+
+/*
+ * check_projection
+ *		With an eighth of the rows expected in memory read, whether their
+ *		groups will fit beside the filter and the duplicate hashes, by what
+ *		they take so far; if not, keep fewer partitions while the table is
+ *		still small enough to copy.  (Should they outgrow their share later
+ *		all the same, all are written out: spill_speed_row.)
+ */
+static void
+check_projection(FastMerge *fm)
+{
+	SpillSet   *set = fm->spill;
+	double		arrays = (double) (fm->speed.mask + 1) * (sizeof(Group *) + 1);
+	double		table = MemoryContextMemAllocated(fm->speed.cxt, true);
+	double		projected = arrays + (table - arrays) * fm->mem_expected /
+		Max(fm->mem_rows, 1);
+	double		room = (double) fm->speed_limit - (fm_groups_memory(fm) - table);
+	int			nmem;
+
+	if (projected <= room * 0.95)
+		return;
+	nmem = (int) (set->nmem * room * 0.9 / projected);
+	if (nmem < set->nmem)
+		shrink(fm, Max(nmem, 0));
 }
 
 /*
  * spill_speed_row
- *		A speed row straight into its partition, as a group of one row: when
- *		the speed layer is known to spill, making its groups in memory first
- *		only to write them out costs more than it saves (the partition
- *		merges the rows of a key when it is read).  Keys are kept inline, as
- *		in the group table.
+ *		A speed row when the speed layer is known to spill: into its group
+ *		if its partition stays in memory, else as a row into its file
+ *		(groups made first only to be written out cost more than they
+ *		saved).  Groups kept in memory past their share are written too.
  */
 void
 spill_speed_row(FastMerge *fm, TupleTableSlot *slot, uint64 h)
 {
-	Acc		   *accs = palloc(sizeof(Acc) * fm->ncols);
-	int			p;
+	SpillSet   *set = fm->spill;
+	int			p = part_of(set, h);
 
-	if (fm->spill == NULL)
+	if (p < set->nmem)
 	{
-		double		bytes = fm->speed_reltuples * fm->group_bytes;
-
-		if (!fm->global_dups && fm->batch_reltuples > 0)
-			bytes += fm->batch_reltuples * sizeof(uint32) * 2;
-		fm->spill = set_create(fm, nparts_for(fm, bytes, PART_SHIFT_FIRST),
-							   PART_SHIFT_FIRST);
+		fm_add_group(fm, &fm->speed, h, slot->tts_values, slot->tts_isnull,
+					 NULL);
+		if ((++fm->mem_rows & 1023) == 0)
+		{
+			if (!fm->mem_checked && fm->mem_rows >= fm->mem_expected / 8)
+			{
+				fm->mem_checked = true;
+				check_projection(fm);
+			}
+			if (fm_groups_memory(fm) > fm->speed_limit)
+				spill_speed_groups(fm);
+		}
+		return;
 	}
-	for (int i = 0; i < fm->ncols; i++)
-	{
-		FastColumn *col = &fm->cols[i];
-		Datum		d = slot->tts_values[i];
-
-		accs[i].isnull = slot->tts_isnull[i];
-		if (accs[i].isnull)
-			continue;
-		if (col->acc == ACC_SUM_INT)
-			accs[i].v.isum = int64_to_int128(col->typid == INT2OID ? DatumGetInt16(d) :
-											 col->typid == INT4OID ? DatumGetInt32(d) :
-											 DatumGetInt64(d));
-		else if (col->acc == ACC_KEY && col->typlen == -1)
-			accs[i].v.value = PointerGetDatum(PG_DETOAST_DATUM_PACKED(d));
-		else
-			accs[i].v.value = d;
-	}
-	p = part_of(fm->spill, h);
-	group_encode(fm, accs);
-	record_write(fm, &fm->spill->speed[p], h, fm->sbuf.data, fm->sbuf.len);
-	fm->spill->nspeed[p]++;
+	spill_write_row(fm, &set->speed[p], h, slot->tts_values, slot->tts_isnull);
+	set->nspeed[p]++;
+	if (fm->filter_batch)
+		keyfilter_add(&fm->speedfilter, h);
 }
 
 /*
- * spill_row_write / spill_row_read
- *		A batch row with its key hash into a file, as its stored tuple (or
- *		one formed from the query's row); read back into fm->rowslot, all
- *		its columns deformed, or NULL at the end of the file.
+ * spill_speed_done
+ *		The speed layer is read: write the groups left in the table, unless
+ *		they are the partitions kept in memory.
  */
 void
-spill_row_write(FastMerge *fm, BufFile **file, uint64 h, TupleTableSlot *slot)
+spill_speed_done(FastMerge *fm)
 {
-	HeapTuple	tuple;
-	bool		shouldfree;
-
-	if (fm->rowslot == NULL)
-	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(fm->cxt);
-
-		fm->rowdesc = layer_stored_desc(fm->batch) != NULL ?
-			layer_stored_desc(fm->batch) :
-			CreateTupleDescCopy(slot->tts_tupleDescriptor);
-		fm->rowslot = MakeSingleTupleTableSlot(fm->rowdesc, &TTSOpsHeapTuple);
-		MemoryContextSwitchTo(oldcxt);
-	}
-	tuple = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
-	record_write(fm, file, h, tuple->t_data, tuple->t_len);
-	if (shouldfree)
-		heap_freetuple(tuple);
+	if (fm->spill->nmem == 0)
+		spill_speed_groups(fm);
 }
 
-TupleTableSlot *
-spill_row_read(FastMerge *fm, BufFile *file, uint64 *h)
-{
-	uint32		len;
-
-	if (!record_read(fm, file, h, &len))
-		return NULL;
-	fm->rowtup.t_len = len;
-	fm->rowtup.t_data = (HeapTupleHeader) fm->readbuf;
-	ItemPointerSetInvalid(&fm->rowtup.t_self);
-	fm->rowtup.t_tableOid = InvalidOid;
-	ExecStoreHeapTuple(&fm->rowtup, fm->rowslot, false);
-	slot_getallattrs(fm->rowslot);
-	return fm->rowslot;
-}
-
-/* a batch row into its partition (a callback of the batch reads) */
+/*
+ * spill_batch_row
+ *		A batch row (a callback of the batch reads, only its keys deformed
+ *		when it comes from a table scan): merged at once when its partition
+ *		is in memory, written at once when it cannot merge with anything,
+ *		else into its partition.
+ */
 void
 spill_batch_row(TupleTableSlot *slot, void *arg)
 {
@@ -451,13 +386,49 @@ spill_batch_row(TupleTableSlot *slot, void *arg)
 								   slot->tts_isnull);
 	int			p = part_of(set, h);
 
+	if (p < set->nmem)
+	{
+		fm_batch_row_hashed(fm, slot, h);
+		return;
+	}
+	if (fm->filter_batch && !keyfilter_test(&fm->speedfilter, h) &&
+		(fm->duphashes.count == 0 || !hashset_contains(&fm->duphashes, h)))
+	{
+		fm->batch_rows++;
+		fm->batch_direct++;
+		if (layer_rows_stored(fm->batch))
+			writer_put_slot(fm->writer, slot);
+		else
+			writer_put(fm->writer, slot->tts_values, slot->tts_isnull);
+		return;
+	}
 	spill_row_write(fm, &set->rows[p], h, slot);
 	set->nrows[p]++;
 	if (!fm->global_dups)
-		file_write(fm, &set->hashes[p], &h, sizeof(h));
+		spill_write_hash(fm, &set->hashes[p], h);
 }
 
 static void merge_set(FastMerge *fm, SpillSet *set, int depth);
+
+/* the records of file, as they are, into the files of sub by their hashes */
+static void
+copy_records(FastMerge *fm, BufFile *file, SpillSet *sub, BufFile **files,
+			 int64 *counts)
+{
+	uint64		h;
+
+	if (file == NULL)
+		return;
+	spill_file_rewind(file);
+	while (spill_read_record(fm, file, &h) != SPILL_END)
+	{
+		int			q = part_of(sub, h);
+
+		CHECK_FOR_INTERRUPTS();
+		spill_write_again(fm, &files[q]);
+		counts[q]++;
+	}
+}
 
 /*
  * split
@@ -473,45 +444,31 @@ split(FastMerge *fm, SpillSet *set, int p, int depth)
 												shift),
 								 shift);
 	uint64		h;
-	uint32		len;
 
-	if (set->speed[p] != NULL)
-	{
-		file_rewind(set->speed[p]);
-		while (record_read(fm, set->speed[p], &h, &len))
-		{
-			int			q = part_of(sub, h);
-
-			record_write(fm, &sub->speed[q], h, fm->readbuf, len);
-			sub->nspeed[q]++;
-		}
-	}
-	if (set->rows[p] != NULL)
-	{
-		file_rewind(set->rows[p]);
-		while (record_read(fm, set->rows[p], &h, &len))
-		{
-			int			q = part_of(sub, h);
-
-			CHECK_FOR_INTERRUPTS();
-			record_write(fm, &sub->rows[q], h, fm->readbuf, len);
-			sub->nrows[q]++;
-		}
-	}
+	copy_records(fm, set->speed[p], sub, sub->speed, sub->nspeed);
+	copy_records(fm, set->rows[p], sub, sub->rows, sub->nrows);
 	if (set->hashes[p] != NULL)
 	{
-		file_rewind(set->hashes[p]);
-		while (file_read(set->hashes[p], &h, sizeof(h), true))
-			file_write(fm, &sub->hashes[part_of(sub, h)], &h, sizeof(h));
+		spill_file_rewind(set->hashes[p]);
+		while (spill_read_hash(set->hashes[p], &h))
+			spill_write_hash(fm, &sub->hashes[part_of(sub, h)], h);
 	}
 	for (int q = 0; q < sub->nparts; q++)
 		sub->nosplit[q] = sub->nspeed[q] == set->nspeed[p] &&
 			sub->nrows[q] == set->nrows[p];
-	file_close(&set->speed[p]);
-	file_close(&set->rows[p]);
-	file_close(&set->hashes[p]);
+	part_close(set, p);
 	merge_set(fm, sub, depth + 1);
 	set_free(sub);
+}
+
+/* forget the duplicate hashes found for one partition */
+static void
+reset_duphashes(FastMerge *fm)
+{
+	if (fm->global_dups)
+		return;
+	pfree(fm->duphashes.slots);
+	hashset_init(&fm->duphashes, 0, fm->budget);
 }
 
 /*
@@ -527,11 +484,11 @@ merge_partition(FastMerge *fm, SpillSet *set, int p, int depth)
 		set->shift + set->bits < PART_SHIFT_END;
 	TupleTableSlot *slot;
 	uint64		h;
-	uint32		len;
 	int64		n = 0;
 	Datum	   *values;
 	bool	   *nulls;
 	Acc		   *accs;
+	SpillRecord kind;
 
 	if (set->speed[p] == NULL && set->rows[p] == NULL)
 		return;
@@ -548,42 +505,45 @@ merge_partition(FastMerge *fm, SpillSet *set, int p, int depth)
 		Size		maxbytes = can_split ? fm->budget : SIZE_MAX / 4;
 
 		hashset_init(&fm->keys, 0, maxbytes);
-		file_rewind(set->hashes[p]);
-		while (!full && file_read(set->hashes[p], &h, sizeof(h), true))
+		spill_file_rewind(set->hashes[p]);
+		while (!full && spill_read_hash(set->hashes[p], &h))
 			if (!hashset_add(&fm->keys, h, maxbytes, &full))
 				(void) hashset_add(&fm->duphashes, h, maxbytes, &full);
 		pfree(fm->keys.slots);
 		fm->keys.slots = NULL;
 		if (full)
 		{
-			pfree(fm->duphashes.slots);
-			hashset_init(&fm->duphashes, 0, fm->budget);
+			reset_duphashes(fm);
 			split(fm, set, p, depth);
 			return;
 		}
 	}
 
-	/* step 2: the speed groups, merged again where a key was written twice */
+	/* step 2: the speed rows and groups, merged by key */
 	values = palloc(sizeof(Datum) * fm->ncols);
 	nulls = palloc(sizeof(bool) * fm->ncols);
 	accs = palloc(sizeof(Acc) * fm->ncols);
 	if (set->speed[p] != NULL)
 	{
-		file_rewind(set->speed[p]);
-		while (record_read(fm, set->speed[p], &h, &len))
+		spill_file_rewind(set->speed[p]);
+		while ((kind = spill_read_record(fm, set->speed[p], &h)) != SPILL_END)
 		{
-			group_decode(fm, fm->readbuf, values, nulls, accs);
-			fm_add_group(fm, &fm->speed, h, values, nulls, accs);
+			if (kind == SPILL_ROW)
+			{
+				spill_decode_row(fm, values, nulls);
+				fm_add_group(fm, &fm->speed, h, values, nulls, NULL);
+			}
+			else
+			{
+				spill_decode_group(fm, values, nulls, accs);
+				fm_add_group(fm, &fm->speed, h, values, nulls, accs);
+			}
 			if ((++n & 255) == 0 && can_split &&
 				MemoryContextMemAllocated(fm->speed.cxt, true) +
 				sizeof(uint32) * (fm->duphashes.mask + 1) > fm->budget)
 			{
 				group_table_reset(&fm->speed);
-				if (!fm->global_dups)
-				{
-					pfree(fm->duphashes.slots);
-					hashset_init(&fm->duphashes, 0, fm->budget);
-				}
+				reset_duphashes(fm);
 				split(fm, set, p, depth);
 				return;
 			}
@@ -596,7 +556,7 @@ merge_partition(FastMerge *fm, SpillSet *set, int p, int depth)
 	/* steps 3 and 4 */
 	if (set->rows[p] != NULL)
 	{
-		file_rewind(set->rows[p]);
+		spill_file_rewind(set->rows[p]);
 		while ((slot = spill_row_read(fm, set->rows[p], &h)) != NULL)
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -604,11 +564,7 @@ merge_partition(FastMerge *fm, SpillSet *set, int p, int depth)
 		}
 	}
 	fm_write_groups(fm);
-	if (!fm->global_dups)
-	{
-		pfree(fm->duphashes.slots);
-		hashset_init(&fm->duphashes, 0, fm->budget);
-	}
+	reset_duphashes(fm);
 }
 
 /* merge every partition of a set, closing each one's files when done */
@@ -620,16 +576,15 @@ merge_set(FastMerge *fm, SpillSet *set, int depth)
 	{
 		CHECK_FOR_INTERRUPTS();
 		merge_partition(fm, set, p, depth);
-		file_close(&set->speed[p]);
-		file_close(&set->rows[p]);
-		file_close(&set->hashes[p]);
+		part_close(set, p);
 	}
 }
 
 /*
  * spill_merge
- *		Merge the partitions the speed groups and the batch rows were
- *		written to.
+ *		After the batch layer: the partitions kept in memory are finished
+ *		(their duplicate groups and unmatched speed groups written), the
+ *		filter is freed, and the partitions in the files are merged.
  */
 void
 spill_merge(FastMerge *fm)
@@ -637,6 +592,11 @@ spill_merge(FastMerge *fm)
 	SpillSet   *set = fm->spill;
 
 	fm->spill = NULL;
+	fm->spill_inmem = set->nmem;
+	keyfilter_free(&fm->speedfilter);
+	fm->filter_batch = false;
+	if (set->nmem > 0)
+		fm_write_groups(fm);
 	merge_set(fm, set, 1);
 	set_free(set);
 }
