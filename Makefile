@@ -40,6 +40,7 @@ OBJS = \
 	src/refresh.o \
 	src/retire.o \
 	src/spill.o \
+	src/spill_batch.o \
 	src/spill_file.o \
 	src/swap.o \
 	src/swap_files.o \

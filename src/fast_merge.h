@@ -2,8 +2,9 @@
  *
  * fast_merge.h
  *	  Types shared by the files of the C merge: fast_merge.c (the passes),
- *	  spill.c (partitions in temporary files when memory is short, whose
- *	  records are spill_file.c's, spill_file.h), group_table.c (hash tables
+ *	  spill.c (partitions in temporary files when memory is short, the
+ *	  batch rows' way into them in spill_batch.c, their records in
+ *	  spill_file.c, spill_file.h), group_table.c (hash tables
  *	  of groups, sets and filters of key hashes) and merge_acc.c (merging
  *	  measure values, the columns).
  *
@@ -134,9 +135,35 @@ typedef struct KeyFilter
 	void	   *raw;			/* as allocated */
 	uint64		nblocks;		/* 0: no filter */
 	int			k;				/* bits per key */
+	uint64		pending[32];	/* hashes added, not yet set */
+	int			npending;
 } KeyFilter;
 
-typedef struct SpillSet SpillSet;	/* spill.c */
+/*
+ * The partitions of one level (spill.c): the first nmem stay in memory,
+ * the others are written to their files.
+ */
+typedef struct SpillSet
+{
+	int			nparts;			/* a power of 2 */
+	int			shift;			/* partition = (hash >> shift) % nparts */
+	int			bits;			/* log2(nparts) */
+	int			nmem;			/* partitions below this one stay in memory */
+	BufFile   **speed;			/* speed rows and groups */
+	BufFile   **rows;			/* batch rows */
+	BufFile   **hashes;			/* batch key hashes (without global_dups) */
+	int64	   *nspeed;
+	int64	   *nrows;
+	bool	   *nosplit;		/* splitting its parent did not divide it */
+} SpillSet;
+
+static inline int
+spill_part_of(SpillSet *set, uint64 h)
+{
+	return (int) ((h >> set->shift) & (set->nparts - 1));
+}
+
+typedef struct BatchRing BatchRing; /* spill_batch.c */
 
 /*
  * Once the merge spills, its tables are kept to this size (or the budget,
@@ -179,6 +206,7 @@ typedef struct FastMerge
 	bool		over_budget;	/* the first pass's key set did not fit */
 	/* spilling (spill.c) */
 	SpillSet   *spill;			/* the partitions, once the speed groups spilled */
+	BatchRing  *ring;			/* batch rows waiting for the filter */
 	BufFile    *dupfile;		/* duplicate rows left for a later round */
 	bool		dups_full;
 	double		group_bytes;	/* memory one speed group takes, measured */
@@ -216,8 +244,11 @@ extern void spill_start(FastMerge *fm);
 extern void spill_speed_groups(FastMerge *fm);
 extern void spill_speed_row(FastMerge *fm, TupleTableSlot *slot, uint64 h);
 extern void spill_speed_done(FastMerge *fm);
-extern void spill_batch_row(TupleTableSlot *slot, void *arg);
 extern void spill_merge(FastMerge *fm);
+
+/* spill_batch.c */
+extern void spill_batch_row(TupleTableSlot *slot, void *arg);
+extern void spill_batch_done(FastMerge *fm);
 
 /* spill_file.c (the rest in spill_file.h) */
 extern void spill_row_write(FastMerge *fm, BufFile **file, uint64 h,

@@ -44,33 +44,11 @@
 #include "utils/memutils.h"
 
 #include "fast_merge.h"
-#include "heap_writer.h"
-#include "layer_read.h"
 #include "spill_file.h"
 
 #define PART_SHIFT_FIRST	32	/* the first partition bit of a key hash */
 #define PART_SHIFT_END		57	/* bits from here on are the table's tags */
 #define MAX_PARTITIONS		256
-
-struct SpillSet
-{
-	int			nparts;			/* a power of 2 */
-	int			shift;			/* partition = (hash >> shift) % nparts */
-	int			bits;			/* log2(nparts) */
-	int			nmem;			/* partitions below this one stay in memory */
-	BufFile   **speed;			/* speed rows and groups */
-	BufFile   **rows;			/* batch rows */
-	BufFile   **hashes;			/* batch key hashes (without global_dups) */
-	int64	   *nspeed;
-	int64	   *nrows;
-	bool	   *nosplit;		/* splitting its parent did not divide it */
-};
-
-static inline int
-part_of(SpillSet *set, uint64 h)
-{
-	return (int) ((h >> set->shift) & (set->nparts - 1));
-}
 
 /*
  * set_create
@@ -239,7 +217,7 @@ spill_speed_groups(FastMerge *fm)
 		if (fm->speed.tags[i] == 0)
 			continue;
 		CHECK_FOR_INTERRUPTS();
-		p = part_of(set, g->hash);
+		p = spill_part_of(set, g->hash);
 		spill_write_group(fm, &set->speed[p], g->hash, g->acc);
 		set->nspeed[p]++;
 		if (fm->filter_batch)
@@ -275,7 +253,7 @@ shrink(FastMerge *fm, int nmem)
 
 		if (old.tags[i] == 0)
 			continue;
-		p = part_of(set, g->hash);
+		p = spill_part_of(set, g->hash);
 		if (p < nmem)
 		{
 			for (int c = 0; c < fm->ncols; c++)
@@ -334,7 +312,7 @@ void
 spill_speed_row(FastMerge *fm, TupleTableSlot *slot, uint64 h)
 {
 	SpillSet   *set = fm->spill;
-	int			p = part_of(set, h);
+	int			p = spill_part_of(set, h);
 
 	if (p < set->nmem)
 	{
@@ -370,44 +348,6 @@ spill_speed_done(FastMerge *fm)
 		spill_speed_groups(fm);
 }
 
-/*
- * spill_batch_row
- *		A batch row (a callback of the batch reads, only its keys deformed
- *		when it comes from a table scan): merged at once when its partition
- *		is in memory, written at once when it cannot merge with anything,
- *		else into its partition.
- */
-void
-spill_batch_row(TupleTableSlot *slot, void *arg)
-{
-	FastMerge  *fm = arg;
-	SpillSet   *set = fm->spill;
-	uint64		h = group_key_hash(fm->cols, fm->ncols, slot->tts_values,
-								   slot->tts_isnull);
-	int			p = part_of(set, h);
-
-	if (p < set->nmem)
-	{
-		fm_batch_row_hashed(fm, slot, h);
-		return;
-	}
-	if (fm->filter_batch && !keyfilter_test(&fm->speedfilter, h) &&
-		(fm->duphashes.count == 0 || !hashset_contains(&fm->duphashes, h)))
-	{
-		fm->batch_rows++;
-		fm->batch_direct++;
-		if (layer_rows_stored(fm->batch))
-			writer_put_slot(fm->writer, slot);
-		else
-			writer_put(fm->writer, slot->tts_values, slot->tts_isnull);
-		return;
-	}
-	spill_row_write(fm, &set->rows[p], h, slot);
-	set->nrows[p]++;
-	if (!fm->global_dups)
-		spill_write_hash(fm, &set->hashes[p], h);
-}
-
 static void merge_set(FastMerge *fm, SpillSet *set, int depth);
 
 /* the records of file, as they are, into the files of sub by their hashes */
@@ -422,7 +362,7 @@ copy_records(FastMerge *fm, BufFile *file, SpillSet *sub, BufFile **files,
 	spill_file_rewind(file);
 	while (spill_read_record(fm, file, &h) != SPILL_END)
 	{
-		int			q = part_of(sub, h);
+		int			q = spill_part_of(sub, h);
 
 		CHECK_FOR_INTERRUPTS();
 		spill_write_again(fm, &files[q]);
@@ -451,7 +391,7 @@ split(FastMerge *fm, SpillSet *set, int p, int depth)
 	{
 		spill_file_rewind(set->hashes[p]);
 		while (spill_read_hash(set->hashes[p], &h))
-			spill_write_hash(fm, &sub->hashes[part_of(sub, h)], h);
+			spill_write_hash(fm, &sub->hashes[spill_part_of(sub, h)], h);
 	}
 	for (int q = 0; q < sub->nparts; q++)
 		sub->nosplit[q] = sub->nspeed[q] == set->nspeed[p] &&
@@ -591,6 +531,7 @@ spill_merge(FastMerge *fm)
 {
 	SpillSet   *set = fm->spill;
 
+	spill_batch_done(fm);
 	fm->spill = NULL;
 	fm->spill_inmem = set->nmem;
 	keyfilter_free(&fm->speedfilter);
