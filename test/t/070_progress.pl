@@ -177,7 +177,7 @@ SELECT * FROM serving_layer_refresh('sums')}, 'over memory');
 is($out, 'sums|1000|500|1500|ok||', 'over memory: the refresh works');
 # the C merge spills to temporary files rather than falling back to GROUP BY
 check_phases('over memory', 'sums', '1000|500|1500', 0,
-	qr/in C, spilled to [1-9]\d* partitions \(depth [1-9]\d*, [1-9]\d* kB of temporary files(, duplicates found per partition)?\)/,
+	qr/in C, spilled to [1-9]\d* partitions \(depth [1-9]\d*, \d+ kept in memory, [1-9]\d* kB of temporary files, \d+ batch rows written at once(, duplicates found per partition)?\)/,
 	@info);
 
 # The old name, quoted, still turns the lines on, and off.
