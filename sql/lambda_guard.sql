@@ -114,6 +114,61 @@ ORDER BY started_at, target;
 
 SELECT serving_layer_forget(target) FROM serving_layer_definitions
 WHERE target IN ('g_serving', 'g_serving2');
+
+--
+-- The classic layout (no definition at all: serving_layer from batch_layer
+-- and speed_layer, see classic_layout) has no catalog row to keep the batch
+-- rows of its last successful refresh in: the guard finds them in
+-- serving_layer_history.
+--
+SELECT count(*) AS definitions FROM serving_layer_definitions;
+CREATE TABLE batch_layer (location text, count_id bigint,
+						  sum_followers_count bigint, sum_favorite_count bigint,
+						  sum_retweet_count bigint);
+CREATE TABLE speed_layer (location text, "count(id)" bigint,
+						  "sum(followers_count)" bigint,
+						  "sum(favorite_count)" bigint,
+						  "sum(retweet_count)" bigint);
+INSERT INTO batch_layer SELECT 'city ' || g, 1, 10, 1, 1
+FROM generate_series(1, 10) g;
+INSERT INTO speed_layer VALUES ('city 1', 1, 1, 1, 1);
+-- a full batch: accepted (whatever an earlier test's classic refresh left
+-- in history, 10 rows are not fewer than half of it)
+SELECT target, batch_rows, speed_rows, output_rows, status
+FROM serving_layer_refresh();
+SELECT count(*) AS rows, sum(count_id) AS total FROM serving_layer;
+-- the batch job truncates and has refilled 4 of the 10 rows: refused,
+-- naming both counts
+TRUNCATE batch_layer;
+INSERT INTO batch_layer SELECT 'city ' || g, 2, 20, 2, 2
+FROM generate_series(1, 4) g;
+CREATE TEMP TABLE classic_t0 AS SELECT clock_timestamp() AS t0;
+SELECT * FROM serving_layer_refresh();
+\echo :LAST_ERROR_SQLSTATE
+-- the serving table is unchanged
+SELECT count(*) AS rows, sum(count_id) AS total FROM serving_layer;
+-- and the failure is in history (written by the background worker once the
+-- failing transaction is over: wait for it, at most 30 s)
+DO $$
+BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN (SELECT count(*) FROM serving_layer_history
+				   WHERE target = 'serving_layer' AND status = 'failed'
+				   AND started_at >= (SELECT t0 FROM classic_t0)) >= 1;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END $$;
+SELECT target, status, batch_rows, error FROM serving_layer_history
+WHERE target = 'serving_layer' AND started_at >= (SELECT t0 FROM classic_t0)
+ORDER BY started_at;
+-- 0 disables the check: the 4 rows go through
+SET serving_layer.min_batch_fraction = 0;
+SELECT target, batch_rows, speed_rows, output_rows, status
+FROM serving_layer_refresh();
+RESET serving_layer.min_batch_fraction;
+SELECT count(*) AS rows, sum(count_id) AS total FROM serving_layer;
+DROP TABLE batch_layer, speed_layer, serving_layer;
+
 RESET search_path;
 SET client_min_messages = warning;
 DROP SCHEMA sl_guard CASCADE;
