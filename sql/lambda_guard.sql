@@ -112,8 +112,30 @@ SELECT target, status, batch_rows, left(error, 5) AS sqlstate
 FROM serving_layer_history WHERE target LIKE 'g\_serving%'
 ORDER BY started_at, target;
 
+-- mode 'apply' changes the serving table while it merges, so it counts the
+-- batch rows it will take before it merges: with a boundary set at 8, the
+-- rows at or before it (8 of 10), then 3 of them
+CREATE TABLE batch3 (t int, k int, n bigint);
+CREATE TABLE speed3 (t int, k int, n bigint);
+INSERT INTO batch3 SELECT g, g, 1 FROM generate_series(1, 10) g;
+INSERT INTO speed3 VALUES (2, 2, 100), (11, 11, 100);
+SELECT serving_layer_define('g_apply', 'batch3', 'speed3', key => '{t,k}',
+							time_column => 't', mode => 'apply');
+SELECT serving_layer_set_boundary('g_apply', '8');
+SELECT batch_rows, output_rows, status, boundary
+FROM serving_layer_refresh('g_apply');
+DELETE FROM batch3 WHERE t BETWEEN 4 AND 8;
+SELECT * FROM serving_layer_refresh('g_apply');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS rows, sum(n) AS total FROM g_apply;
+SET serving_layer.min_batch_fraction = 0;
+SELECT batch_rows, output_rows, status, changed_rows
+FROM serving_layer_refresh('g_apply');
+RESET serving_layer.min_batch_fraction;
+SELECT count(*) AS rows, sum(n) AS total FROM g_apply;
+
 SELECT serving_layer_forget(target) FROM serving_layer_definitions
-WHERE target IN ('g_serving', 'g_serving2');
+WHERE target IN ('g_serving', 'g_serving2', 'g_apply');
 
 --
 -- The classic layout (no definition at all: serving_layer from batch_layer
