@@ -31,6 +31,21 @@
 double		sl_min_batch_fraction = 0.5;
 
 /*
+ * int64_from_tuple
+ *		sl_spi_run() row callback: the first column of the row, a bigint
+ *		(a NULL leaves *arg alone).
+ */
+static void
+int64_from_tuple(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, desc, 1, &isnull);
+
+	if (!isnull)
+		*(int64 *) arg = DatumGetInt64(value);
+}
+
+/*
  * last_batch_rows
  *		The batch rows of the target's last successful refresh, or -1 when
  *		the history has none.
@@ -41,31 +56,23 @@ last_batch_rows(const char *target)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	int64		result = -1;
-	char	   *sql;
-	int			rc;
+	SpiCall		call;
 
 	values[0] = CStringGetTextDatum(target);
-	sql = psprintf("SELECT h.batch_rows FROM %s AS h"
-				   " WHERE h.target OPERATOR(pg_catalog.=) $1"
-				   " AND h.status OPERATOR(pg_catalog.=) 'ok'"
-				   " AND h.batch_rows IS NOT NULL"
-				   " ORDER BY h.finished_at DESC LIMIT 1",
-				   sl_qualified("serving_layer_history"));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read serving_layer_history: %s",
-			 SPI_result_code_string(rc));
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1,
-											 &isnull));
-	}
-	SPI_finish();
+	memset(&call, 0, sizeof(call));
+	call.read_only = true;
+	call.nargs = 1;
+	call.argtypes = argtypes;
+	call.values = values;
+	call.row_fn = int64_from_tuple;
+	call.row_arg = &result;
+	(void) sl_spi_run(psprintf("SELECT h.batch_rows FROM %s AS h"
+							   " WHERE h.target OPERATOR(pg_catalog.=) $1"
+							   " AND h.status OPERATOR(pg_catalog.=) 'ok'"
+							   " AND h.batch_rows IS NOT NULL"
+							   " ORDER BY h.finished_at DESC LIMIT 1",
+							   sl_qualified("serving_layer_history")),
+					  SPI_OK_SELECT, &call);
 	return result;
 }
 
@@ -117,26 +124,20 @@ batch_guard_check(const Definition *def, int64 batch_rows)
 void
 batch_guard_check_first(const Definition *def, const MergePlan *plan)
 {
-	Oid		   *paramtypes;
-	Datum	   *paramvalues;
-	int			nparams;
 	int64		rows = 0;
-	bool		isnull;
-	int			rc;
+	SpiCall		call;
 
 	if (sl_min_batch_fraction <= 0.0 || last_refresh_rows(def) <= 0)
 		return;
-	nparams = merge_sql_layer_params(plan, false, &paramtypes, &paramvalues);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(psprintf("SELECT pg_catalog.count(*) FROM (%s) AS l",
-										merge_sql_layer(plan, false, true)),
-							   nparams, paramtypes, paramvalues, NULL, true, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not count the rows of the batch layer: %s",
-			 SPI_result_code_string(rc));
-	rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	memset(&call, 0, sizeof(call));
+	call.read_only = true;
+	call.nargs = merge_sql_layer_params(plan, false, &call.argtypes,
+										&call.values);
+	call.row_fn = int64_from_tuple;
+	call.row_arg = &rows;
+	if (sl_spi_run(psprintf("SELECT pg_catalog.count(*) FROM (%s) AS l",
+							merge_sql_layer(plan, false, true)),
+				   SPI_OK_SELECT, &call) != 1)
+		elog(ERROR, "could not count the rows of the batch layer");
 	batch_guard_check(def, rows);
 }
