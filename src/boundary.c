@@ -39,6 +39,7 @@
 #include "layers.h"
 #include "merge_sql.h"
 #include "merge_types.h"
+#include "util.h"
 
 /*
  * boundary_plan
@@ -113,6 +114,26 @@ boundary_plan(MergePlan *plan, const Definition *def)
 }
 
 /*
+ * boundary_from_tuple
+ *		sl_spi_run() row callback: the greatest batch time (never NULL: the
+ *		query skips those), copied into the caller's memory context, which
+ *		sl_spi_run() calls this in.
+ */
+static void
+boundary_from_tuple(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	TimeBoundary *b = (TimeBoundary *) arg;
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, desc, 1, &isnull);
+	int16		typlen;
+	bool		typbyval;
+
+	get_typlenbyval(b->typid, &typlen, &typbyval);
+	b->value = datumCopy(value, typbyval, typlen);
+	b->has_value = true;
+}
+
+/*
  * boundary_derive
  *		Without a recorded boundary, take the greatest non-NULL time of the
  *		batch layer, read under the active snapshot.  An empty batch layer
@@ -122,44 +143,25 @@ void
 boundary_derive(const MergePlan *plan)
 {
 	TimeBoundary *b = plan->boundary;
-	MemoryContext outer = CurrentMemoryContext;
 	const PlanColumn *col;
 	char	   *ref;
-	char	   *sql;
-	int			rc;
+	SpiCall		call;
 
 	if (b == NULL || b->is_explicit)
 		return;
 
 	col = &plan->columns[b->column];
 	ref = psprintf("b.%s", quote_identifier(col->name));
-	sql = psprintf("SELECT %s FROM %s AS b WHERE %s IS NOT NULL"
-				   " ORDER BY %s USING OPERATOR(%s) LIMIT 1",
-				   ref, layers_name(plan->batch), ref, ref,
-				   merge_sql_operator(b->gt_opr));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute(sql, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read the greatest time of the batch layer: %s",
-			 SPI_result_code_string(rc));
 	b->has_value = false;
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		value = SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull);
-		int16		typlen;
-		bool		typbyval;
-
-		get_typlenbyval(col->typid, &typlen, &typbyval);
-		MemoryContextSwitchTo(outer);
-		b->value = datumCopy(value, typbyval, typlen);
-		b->has_value = true;
-	}
-	MemoryContextSwitchTo(outer);
-	SPI_finish();
+	memset(&call, 0, sizeof(call));
+	call.read_only = true;
+	call.row_fn = boundary_from_tuple;
+	call.row_arg = b;
+	(void) sl_spi_run(psprintf("SELECT %s FROM %s AS b WHERE %s IS NOT NULL"
+							   " ORDER BY %s USING OPERATOR(%s) LIMIT 1",
+							   ref, layers_name(plan->batch), ref, ref,
+							   merge_sql_operator(b->gt_opr)),
+					  SPI_OK_SELECT, &call);
 }
 
 /*
