@@ -123,31 +123,23 @@ live_view_sql(const Definition *def, const MergePlan *plan)
 
 /*
  * run_as
- *		Run one utility statement as role, with search_path pinned.
+ *		Run one utility statement as role (sl_spi_run() switches to it for
+ *		the statement), with search_path pinned around the call.
  */
 static void
 run_as(Oid role, const char *sql)
 {
-	Oid			save_userid;
-	int			save_sec_context;
 	int			save_nestlevel;
-	int			rc;
+	SpiCall		call;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(role,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	memset(&call, 0, sizeof(call));
+	call.run_as = role;
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute(sql, false, 0);
-	if (rc != SPI_OK_UTILITY)
-		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
-	SPI_finish();
+	(void) sl_spi_run(sql, SPI_OK_UTILITY, &call);
 	AtEOXact_GUC(true, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
 	CommandCounterIncrement();
 }
 
