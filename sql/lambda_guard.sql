@@ -14,6 +14,22 @@ SET search_path = sl_guard, public;
 LOAD 'serving_layer';
 SHOW serving_layer.min_batch_fraction;
 
+-- Failures are written to serving_layer_history by a background worker once
+-- the failing transaction is over: wait_failed waits for them, at most
+-- 30 s, until n failed refreshes of targets LIKE pattern, started at or
+-- after since, are there.
+CREATE PROCEDURE wait_failed(pattern text, n int,
+							 since timestamptz DEFAULT '-infinity')
+LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN (SELECT count(*) FROM serving_layer_history h
+				   WHERE h.target LIKE pattern AND h.status = 'failed'
+				   AND h.started_at >= since) >= n;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END $$;
+
 CREATE TABLE batch (k int, n bigint);
 CREATE TABLE speed (k int, n bigint);
 INSERT INTO batch SELECT g, 1 FROM generate_series(1, 10) g;
@@ -30,16 +46,7 @@ SELECT * FROM serving_layer_refresh('g_serving');
 \echo :LAST_ERROR_SQLSTATE
 -- nothing changed, and the failure is in history
 SELECT count(*) AS rows, sum(n) AS total FROM g_serving;
--- (failures are written by a background worker once the failing
--- transaction is over: wait for them, at most 30 s)
-DO $$
-BEGIN
-	FOR i IN 1..600 LOOP
-		EXIT WHEN (SELECT count(*) FROM serving_layer_history
-				   WHERE target = 'g_serving' AND status = 'failed') >= 1;
-		PERFORM pg_sleep(0.05);
-	END LOOP;
-END $$;
+CALL wait_failed('g\_serving', 1);
 SELECT status, error FROM serving_layer_history
 WHERE target = 'g_serving' ORDER BY started_at DESC LIMIT 1;
 
@@ -98,16 +105,7 @@ SELECT sum(n) AS serving_total FROM g_serving;
 SELECT sum(n) AS serving2_total FROM g_serving2;
 
 -- the history shows which refreshes were refused
--- (failures are written by a background worker once the failing
--- transaction is over: wait for them, at most 30 s)
-DO $$
-BEGIN
-	FOR i IN 1..600 LOOP
-		EXIT WHEN (SELECT count(*) FROM serving_layer_history
-				   WHERE target LIKE 'g\_serving%' AND status = 'failed') >= 6;
-		PERFORM pg_sleep(0.05);
-	END LOOP;
-END $$;
+CALL wait_failed('g\_serving%', 6);
 SELECT target, status, batch_rows, left(error, 5) AS sqlstate
 FROM serving_layer_history WHERE target LIKE 'g\_serving%'
 ORDER BY started_at, target;
@@ -164,24 +162,15 @@ SELECT count(*) AS rows, sum(count_id) AS total FROM serving_layer;
 TRUNCATE batch_layer;
 INSERT INTO batch_layer SELECT 'city ' || g, 2, 20, 2, 2
 FROM generate_series(1, 4) g;
-CREATE TEMP TABLE classic_t0 AS SELECT clock_timestamp() AS t0;
+SELECT clock_timestamp() AS t0 \gset
 SELECT * FROM serving_layer_refresh();
 \echo :LAST_ERROR_SQLSTATE
 -- the serving table is unchanged
 SELECT count(*) AS rows, sum(count_id) AS total FROM serving_layer;
--- and the failure is in history (written by the background worker once the
--- failing transaction is over: wait for it, at most 30 s)
-DO $$
-BEGIN
-	FOR i IN 1..600 LOOP
-		EXIT WHEN (SELECT count(*) FROM serving_layer_history
-				   WHERE target = 'serving_layer' AND status = 'failed'
-				   AND started_at >= (SELECT t0 FROM classic_t0)) >= 1;
-		PERFORM pg_sleep(0.05);
-	END LOOP;
-END $$;
+-- and the failure is in history
+CALL wait_failed('serving\_layer', 1, :'t0');
 SELECT target, status, batch_rows, error FROM serving_layer_history
-WHERE target = 'serving_layer' AND started_at >= (SELECT t0 FROM classic_t0)
+WHERE target = 'serving_layer' AND started_at >= :'t0'
 ORDER BY started_at;
 -- 0 disables the check: the 4 rows go through
 SET serving_layer.min_batch_fraction = 0;
