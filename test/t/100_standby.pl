@@ -14,25 +14,20 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
+use ServingLayerReplication;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "max_worker_processes = 16\n");
-$primary->start;
+my $primary = sl_primary('primary', 1);
 
 $primary->safe_psql('postgres', q{
 	CREATE EXTENSION serving_layer;
-	CREATE EXTENSION amcheck;
-	CREATE TABLE batch (location text, n bigint, m bigint);
-	CREATE TABLE speed (location text, n bigint, m bigint);
-	INSERT INTO batch SELECT 'city-' || i, i, i % 7 FROM generate_series(1, 100000) i;
-	INSERT INTO batch VALUES (NULL, 5, 5), ('dup', 1, 1), ('dup', 2, 2);
-	INSERT INTO speed SELECT 'city-' || (i * 10), 1, 1 FROM generate_series(1, 5000) i;
-	INSERT INTO speed SELECT 'new-' || i, 1, 1 FROM generate_series(1, 5000) i;
+	CREATE EXTENSION amcheck;}
+	. sl_layers_sql(100000, 5000) . q{
 	SELECT serving_layer_define('s_swap', 'batch', 'speed', mode => 'swap');
 	SELECT serving_layer_define('s_apply', 'batch', 'speed', mode => 'apply');
 	SELECT count(*) FROM serving_layer_refresh();
@@ -47,9 +42,6 @@ $standby->init_from_backup($primary, 'b', has_streaming => 1);
 $standby->append_conf('postgresql.conf', "max_standby_streaming_delay = 30s\n");
 $standby->start;
 
-my $digest = q{SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY location))
-	FROM %s t};
-
 # the standby equals the primary and amcheck is clean there
 sub check_standby
 {
@@ -58,7 +50,7 @@ sub check_standby
 	$primary->wait_for_catchup($standby, 'replay');
 	for my $t ('s_swap', 's_apply')
 	{
-		my $sql = sprintf($digest, $t);
+		my $sql = sl_digest_sql($t);
 
 		is($standby->safe_psql('postgres', $sql), $primary->safe_psql('postgres', $sql),
 			"$label: $t on the standby equals the primary");
@@ -69,8 +61,8 @@ sub check_standby
 		is($standby->safe_psql('postgres', "SELECT count(*) FROM verify_heapam('$t')"),
 			'0', "$label: verify_heapam of $t on the standby finds nothing");
 	}
-	is($primary->safe_psql('postgres', sprintf($digest, 's_apply')),
-		$primary->safe_psql('postgres', sprintf($digest, 's_swap')),
+	is($primary->safe_psql('postgres', sl_digest_sql('s_apply')),
+		$primary->safe_psql('postgres', sl_digest_sql('s_swap')),
 		"$label: both modes made the same rows");
 }
 

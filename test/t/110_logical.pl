@@ -9,14 +9,14 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ServingLayerReplication;
 
-my $pub = PostgreSQL::Test::Cluster->new('publisher');
-$pub->init(allows_streaming => 'logical');
-$pub->append_conf('postgresql.conf', "max_worker_processes = 16\n");
-$pub->start;
+my $pub = sl_primary('publisher', 'logical');
 
 my $sub = PostgreSQL::Test::Cluster->new('subscriber');
 $sub->init;
@@ -25,14 +25,9 @@ $sub->start;
 my $schema = q{CREATE TABLE s_apply (location text, n bigint, m bigint);
 	CREATE TABLE s_swap (location text, n bigint, m bigint);};
 
-$pub->safe_psql('postgres', qq{
-	CREATE EXTENSION serving_layer;
-	CREATE TABLE batch (location text, n bigint, m bigint);
-	CREATE TABLE speed (location text, n bigint, m bigint);
-	INSERT INTO batch SELECT 'city-' || i, i, i % 7 FROM generate_series(1, 2000) i;
-	INSERT INTO batch VALUES (NULL, 5, 5), ('dup', 1, 1), ('dup', 2, 2);
-	INSERT INTO speed SELECT 'city-' || (i * 10), 1, 1 FROM generate_series(1, 100) i;
-	INSERT INTO speed SELECT 'new-' || i, 1, 1 FROM generate_series(1, 100) i;
+$pub->safe_psql('postgres', q{
+	CREATE EXTENSION serving_layer;}
+	. sl_layers_sql(2000, 100) . qq{
 	$schema
 	-- a NULL key cannot be in a primary key: the whole row identifies it
 	ALTER TABLE s_apply REPLICA IDENTITY FULL;
@@ -46,13 +41,11 @@ $sub->safe_psql('postgres',
 	"CREATE SUBSCRIPTION s CONNECTION '" . $pub->connstr . " dbname=postgres' PUBLICATION p");
 $sub->wait_for_subscription_sync($pub, 's');
 
-my $digest = q{SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY location)), '')
-	FROM s_apply t};
+my $digest = sl_digest_sql('s_apply');
 # what a swap would make: the merge by GROUP BY, computed here
-my $expected = q{SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY location)), '')
-	FROM (SELECT location, sum(n) AS n, sum(m) AS m
+my $expected = sl_digest_sql(q{(SELECT location, sum(n) AS n, sum(m) AS m
 		  FROM (SELECT * FROM batch UNION ALL SELECT * FROM speed) u
-		  GROUP BY location) t};
+		  GROUP BY location)});
 
 my @rounds = (
 	'first refresh: the table is filled by INSERTs' => '',
