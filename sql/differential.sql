@@ -258,6 +258,31 @@ BEGIN
 	END CASE;
 END $$;
 
+-- The statements that make a layer named rel with these column definitions:
+-- sometimes with a dropped column among them, sometimes as a view named rel
+-- over a table named rel_t.
+CREATE FUNCTION sl_diff.layer_setup(cols text[], rel text, rel_t text)
+RETURNS text[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+	setup text[] := '{}';
+	j int;
+	u text;
+BEGIN
+	IF sl_diff.chance(0.1) THEN
+		j := sl_diff.ri(1, cardinality(cols) + 1);
+		cols := cols[1:j - 1] || 'zz_gone integer'::text || cols[j:];
+	END IF;
+	u := CASE WHEN sl_diff.chance(0.08) THEN rel_t ELSE rel END;
+	setup := setup || format('CREATE TABLE %s (%s)', u, array_to_string(cols, ', '));
+	IF 'zz_gone integer' = ANY (cols) THEN
+		setup := setup || format('ALTER TABLE %s DROP COLUMN zz_gone', u);
+	END IF;
+	IF u = rel_t THEN
+		setup := setup || format('CREATE VIEW %s AS SELECT * FROM %s', rel, rel_t);
+	END IF;
+	RETURN setup;
+END $$;
+
 --
 -- One layout: generate it, run it, compare, clean up.  Records one event
 -- per refresh (and one for a wrong definition) in sl_diff.events.
@@ -641,35 +666,15 @@ BEGIN
 	setup := setup || format('SET serving_layer.fast_merge = %s',
 							 CASE WHEN fast THEN 'on' ELSE 'off' END);
 	-- batch
-	vals := ARRAY(SELECT format('%s %s', bq[x], bsql[x]) FROM generate_series(1, ncol) x);
-	IF sl_diff.chance(0.1) THEN
-		j := sl_diff.ri(1, ncol + 1);
-		vals := vals[1:j - 1] || 'zz_gone integer'::text || vals[j:];
-	END IF;
-	u := CASE WHEN sl_diff.chance(0.08) THEN brel_t ELSE brel END;
-	setup := setup || format('CREATE TABLE %s (%s)', u, array_to_string(vals, ', '));
-	IF 'zz_gone integer' = ANY (vals) THEN
-		setup := setup || format('ALTER TABLE %s DROP COLUMN zz_gone', u);
-	END IF;
-	IF u = brel_t THEN
-		setup := setup || format('CREATE VIEW %s AS SELECT * FROM %s', brel, brel_t);
-	END IF;
+	setup := setup || sl_diff.layer_setup(
+		ARRAY(SELECT format('%s %s', bq[x], bsql[x]) FROM generate_series(1, ncol) x),
+		brel, brel_t);
 	-- speed
-	vals := ARRAY(SELECT CASE WHEN x > 0 THEN format('%s %s', sq[x], ssql[x])
-						  ELSE format('extra_%s %s', -x, xtyp[-x]) END
-				  FROM unnest(sphys) WITH ORDINALITY AS a(x, o) ORDER BY o);
-	IF sl_diff.chance(0.1) THEN
-		j := sl_diff.ri(1, cardinality(vals) + 1);
-		vals := vals[1:j - 1] || 'zz_gone integer'::text || vals[j:];
-	END IF;
-	u := CASE WHEN sl_diff.chance(0.08) THEN sown_t ELSE sown END;
-	setup := setup || format('CREATE TABLE %s (%s)', u, array_to_string(vals, ', '));
-	IF 'zz_gone integer' = ANY (vals) THEN
-		setup := setup || format('ALTER TABLE %s DROP COLUMN zz_gone', u);
-	END IF;
-	IF u = sown_t THEN
-		setup := setup || format('CREATE VIEW %s AS SELECT * FROM %s', sown, sown_t);
-	END IF;
+	setup := setup || sl_diff.layer_setup(
+		ARRAY(SELECT CASE WHEN x > 0 THEN format('%s %s', sq[x], ssql[x])
+				   ELSE format('extra_%s %s', -x, xtyp[-x]) END
+			  FROM unnest(sphys) WITH ORDINALITY AS a(x, o) ORDER BY o),
+		sown, sown_t);
 
 	--------------------------------------------------------------------
 	-- Rows
@@ -1117,9 +1122,9 @@ END $fn$;
 
 \set ECHO all
 
--- 1,000 layouts from a fixed seed, committing every 20 so that the locks
--- taken on the dropped tables do not pile up.
-DO $$
+-- The 1,000 layouts from a fixed seed, committing every 20 so that the
+-- locks taken on the dropped tables do not pile up.
+CREATE PROCEDURE sl_diff.layouts() LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM setseed(0.42);
 	FOR n IN 1..1000 LOOP
@@ -1129,21 +1134,13 @@ BEGIN
 		END IF;
 	END LOOP;
 END $$;
+CALL sl_diff.layouts();
 
 -- The same 1,000 layouts again with serving_layer.fast_merge_memory at its
 -- smallest, 8kB: every layout the C merge takes spills its layers to
 -- temporary files and merges them partition by partition (spill.c).
 SET serving_layer.fast_merge_memory = '8kB';
-DO $$
-BEGIN
-	PERFORM setseed(0.42);
-	FOR n IN 1..1000 LOOP
-		PERFORM sl_diff.layout(n);
-		IF n % 20 = 0 THEN
-			COMMIT;
-		END IF;
-	END LOOP;
-END $$;
+CALL sl_diff.layouts();
 RESET serving_layer.fast_merge_memory;
 
 -- The summary: every refresh matched the reference or failed as expected
