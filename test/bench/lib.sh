@@ -118,7 +118,12 @@ bench_machine() {
 		'synchronous_commit', 'full_page_writes', 'wal_level', 'jit',
 		'max_parallel_workers_per_gather', 'max_parallel_maintenance_workers',
 		'effective_cache_size', 'random_page_cost')")"
-	echo "- extension: serving_layer $(bq -c "SELECT extversion FROM pg_extension WHERE extname = 'serving_layer'") from $SL_ROOT (git $(git -C "$SL_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$SL_ROOT" diff --quiet -- src 2>/dev/null || echo ', src/ modified'))"
+	if [ -n "${BENCH_BUILD:-}" ]; then
+		# compare-builds.sh installed another revision than this checkout's
+		echo "- extension: serving_layer $(bq -c "SELECT extversion FROM pg_extension WHERE extname = 'serving_layer'") built at git $BENCH_BUILD; benchmark scripts from $SL_ROOT (git $(git -C "$SL_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+	else
+		echo "- extension: serving_layer $(bq -c "SELECT extversion FROM pg_extension WHERE extname = 'serving_layer'") from $SL_ROOT (git $(git -C "$SL_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$SL_ROOT" diff --quiet -- src 2>/dev/null || echo ', src/ modified'))"
+	fi
 }
 
 # Median of the numbers on stdin (one per line); empty input prints nothing.
