@@ -10,8 +10,10 @@ MODULE_big = serving_layer
 OBJS = \
 	$(WIN32RES) \
 	src/apply.o \
+	src/apply_batch_watch.o \
 	src/apply_compare.o \
 	src/apply_delta.o \
+	src/apply_delta_state.o \
 	src/apply_lookup.o \
 	src/apply_rows.o \
 	src/apply_state.o \

@@ -1,9 +1,10 @@
 --
--- upgrade: the extension created at version 1.0 and updated to 1.1, 1.2
--- and 1.3 keeps its definitions and history, gains
--- serving_layer_prune_history() (1.1), the interface of version 2 (1.2) and
--- the state of mode 'apply' (1.3), and ends up with exactly the objects of
--- a fresh install.  Definitions made under 1.1 refresh under 1.3.  The test ends
+-- upgrade: the extension created at version 1.0 and updated to 1.1, 1.2,
+-- 1.3 and 1.4 keeps its definitions and history, gains
+-- serving_layer_prune_history() (1.1), the interface of version 2 (1.2),
+-- the state of mode 'apply' (1.3) and the watch of its batch tables (1.4),
+-- and ends up with exactly the objects of a fresh install.  Definitions
+-- made under 1.1 refresh under 1.4.  The test ends
 -- with the extension dropped and created again at the default version, so
 -- later tests find it as usual.
 --
@@ -86,7 +87,7 @@ SELECT to_regprocedure('serving_layer_prune_history(interval)') IS NULL AS no_pr
 -- the update paths the installed scripts offer
 SELECT * FROM pg_extension_update_paths('serving_layer') ORDER BY 1, 2;
 
--- this library works with the objects of version 1.3: under 1.0 its
+-- this library works with the objects of version 1.4: under 1.0 its
 -- functions refuse at once (55000) and change nothing
 CREATE SCHEMA sl_upgrade;
 CREATE TABLE sl_upgrade.batch (city text, n bigint, amount numeric);
@@ -162,7 +163,7 @@ FROM sl_functions ORDER BY function COLLATE "C";
 SELECT * FROM sl_relations ORDER BY relation COLLATE "C";
 SELECT * FROM sl_other_members ORDER BY object COLLATE "C";
 
--- this library works with the objects of version 1.3: under 1.2 its
+-- this library works with the objects of version 1.4: under 1.2 its
 -- functions refuse at once (55000)
 \set VERBOSITY terse
 SELECT serving_layer_forget('sl_upgrade.serving');
@@ -185,6 +186,28 @@ SELECT function, arguments, result, kind, vol, strict, par, secdef, public_exec
 FROM sl_functions WHERE function = 'serving_layer_watch';
 SELECT * FROM sl_relations WHERE relation LIKE 'serving_layer_apply%'
 ORDER BY relation COLLATE "C";
+
+-- this library works with the objects of version 1.4: under 1.3 its
+-- functions refuse at once (55000)
+\set VERBOSITY terse
+SELECT serving_layer_forget('sl_upgrade.serving');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+
+--
+-- Update to 1.4
+--
+
+-- the update walks serving_layer--1.3--1.4.sql
+ALTER EXTENSION serving_layer UPDATE TO '1.4';
+SELECT extname, extversion, extrelocatable, extnamespace::regnamespace
+FROM pg_extension WHERE extname = 'serving_layer';
+
+-- what changed: mode 'apply' puts a watch trigger on batch tables too, whose
+-- function logs their changes per target; nothing else
+SELECT function, arguments, result, kind, vol, strict, par, secdef, public_exec
+FROM sl_functions WHERE function = 'serving_layer_watch_batch';
+SELECT * FROM sl_relations WHERE relation = 'serving_layer_batch_dirty';
 
 -- the definitions made under 1.1 show their layers by name; the orphan
 -- keeps the OID it had as its name
@@ -281,12 +304,12 @@ RESET ROLE;
 SELECT count(*) FROM serving_layer_history;
 
 --
--- The updated extension is the same as a fresh install of 1.3
+-- The updated extension is the same as a fresh install of 1.4
 --
 CREATE TEMP TABLE updated_functions AS SELECT * FROM sl_functions;
 CREATE TEMP TABLE updated_relations AS SELECT * FROM sl_relations;
 DROP EXTENSION serving_layer CASCADE;
-CREATE EXTENSION serving_layer VERSION '1.3';
+CREATE EXTENSION serving_layer VERSION '1.4';
 -- differences either way: none
 (SELECT 'only updated' AS side, * FROM updated_functions
  EXCEPT SELECT 'only updated', * FROM sl_functions)

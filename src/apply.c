@@ -17,9 +17,10 @@
  * There are two ways to find the differences, and this file picks one:
  *	- following the change (apply_delta.c): when the last refresh left its
  *	  state (apply_state.c), nothing else changed the serving table since
- *	  (apply_watch.c), the batch layer is as it was, the merge is one the C
- *	  merge does and the table has a unique index on the key
- *	  (apply_lookup.c), only the keys whose speed groups changed are
+ *	  (apply_watch.c), the batch layer is as it was (known without reading
+ *	  it when its table's watch trigger logged no change: apply_batch_watch.c),
+ *	  the merge is one the C merge does and the table has a unique index on
+ *	  the key (apply_lookup.c), only the keys whose speed groups changed are
  *	  recomputed and looked up: the cost follows the change;
  *	- the whole comparison, here, in three steps:
  *	  1. the serving table is scanned once; for each row a hash of its key
@@ -63,6 +64,7 @@
 #include "utils/typcache.h"
 
 #include "apply.h"
+#include "apply_batch_watch.h"
 #include "apply_compare.h"
 #include "apply_delta.h"
 #include "apply_lookup.h"
@@ -301,6 +303,32 @@ storage_of(Oid relid)
 }
 
 /*
+ * serving_gives_parts
+ *		Whether a serving row is exactly the merge's accumulators for its
+ *		key (apply_delta.c, serving_part()): every column of the serving
+ *		table has the type the merge computes.
+ */
+static bool
+serving_gives_parts(FullCompare *st, const MergePlan *plan)
+{
+	TupleDesc	desc = RelationGetDescr(st->rel);
+	int			live = 0;
+
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		if (att->attisdropped)
+			continue;
+		if (live >= plan->ncolumns ||
+			att->atttypid != plan->columns[live].typid)
+			return false;
+		live++;
+	}
+	return live == plan->ncolumns;
+}
+
+/*
  * follow_change
  *		Refresh by following the change (apply_delta.c) when the state the
  *		last refresh left describes the serving table; true if done.  Else
@@ -317,6 +345,7 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 	ApplyState *next;
 	DeltaScan  *ds;
 	Oid			index;
+	int64		batch_version;
 	int64		watch_version;
 	bool		usable;
 	instr_time	start;
@@ -385,15 +414,36 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 	}
 	if (usable)
 		delta_compare_speed(ds, saved->speed_state);
-	delta_read_batch(ds, usable);
-	delta_counts(ds, &next->batch_rows, &next->batch_hash,
-				 &result->speed_rows, &next->speed_groups,
-				 &result->changed_keys);
+
+	/*
+	 * The batch layer is read unless its watch trigger shows it unchanged
+	 * since the last refresh (apply_batch_watch.c) and the state's batch
+	 * parts cover the changed keys.
+	 */
+	batch_version = batch_watch_version(plan->batch, st->snapshot);
+	if (usable && !batch_watch_logged(def->target, st->snapshot, false) &&
+		delta_use_saved_parts(ds, batch_version, serving_gives_parts(st, plan)))
+	{
+		result->batch_unread = true;
+		delta_counts(ds, &next->batch_rows, &next->batch_hash,
+					 &result->speed_rows, &next->speed_groups,
+					 &result->changed_keys);
+		next->batch_rows = saved->batch_rows;
+		next->batch_hash = saved->batch_hash;
+	}
+	else
+	{
+		delta_read_batch(ds);
+		(void) batch_watch_logged(def->target, st->snapshot, true);
+		delta_counts(ds, &next->batch_rows, &next->batch_hash,
+					 &result->speed_rows, &next->speed_groups,
+					 &result->changed_keys);
+	}
 
 	/*
 	 * The half-loaded batch check, before anything changes, on the batch
 	 * rows just counted under the same snapshot (rather than counting them
-	 * once more).
+	 * once more), or, unread, those of the last refresh.
 	 */
 	batch_guard_check(def, next->batch_rows);
 	*guarded = true;
@@ -405,10 +455,10 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 		result->compared_why = "the batch layer changed";
 		usable = false;
 	}
-	next->speed_state = delta_state(ds);
 	result->scan_ms = sl_elapsed_ms(start);
 	if (!usable)
 	{
+		next->speed_state = delta_state(ds, batch_version);
 		delta_end(ds);
 		*state = next->speed_state != NULL ? next : NULL;
 		return false;
@@ -419,12 +469,13 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 		KeyLookup  *lookup = lookup_begin(st->rel, index, st->snapshot);
 
 		st->ch = changes_begin(st->rel, &st->shape, st->snapshot);
-		delta_apply(ds, saved->speed_state, st->rel, &st->shape, lookup,
-					st->ch);
+		delta_apply(ds, st->rel, &st->shape, lookup, st->ch);
 		changes_counts(st->ch, &st->inserted, &st->updated, &st->deleted);
 		changes_end(st->ch);
 		lookup_end(lookup);
 	}
+	/* the state after the changes: new keys' parts came from the table */
+	next->speed_state = delta_state(ds, batch_version);
 	delta_end(ds);
 	result->followed = true;
 	result->merged_by = "in C";
@@ -505,6 +556,16 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 	result->inserted = st->inserted;
 	result->updated = st->updated;
 	result->deleted = st->deleted;
+
+	/*
+	 * The serving table may be another target's batch table: tell its
+	 * watch, which these row changes do not fire.  And a batch table
+	 * without the watch trigger gets it, for the refreshes after the next
+	 * one; last, so that its lock is held only until the commit.
+	 */
+	if (result->changed_rows > 0)
+		batch_watch_note(target_relid);
+	batch_watch_ensure(plan->batch);
 
 	UnregisterSnapshot(st->snapshot);
 	build_leave_owner(&ctx);

@@ -10,23 +10,31 @@
  * changed.  But between two refreshes the batch layer usually stays as it
  * is (it is rewritten once a day or an hour) and the speed layer changes
  * in a few keys.  So the last refresh leaves, in serving_layer_apply_state
- * (apply_state.c), the number of batch rows it read and a hash of them,
- * and for every speed group (the speed rows of a key, merged) its key and
- * a hash of its merged values.  The next refresh then
+ * (apply_state.c, apply_delta_state.c), the number of batch rows it read
+ * and a hash of them, and for every speed group (the speed rows of a key,
+ * merged) its key, a hash of its merged values and the key's batch part
+ * (its batch rows merged).  The next refresh then
  *	  1. reads the speed layer into its groups, as the C merge does
  *		 (fast_merge.c), and compares them with the saved ones: the keys
  *		 whose group is new, changed or gone are the changed keys;
- *	  2. reads the batch layer once, hashing every row, and keeps the rows
- *		 of the changed keys (by a set of their key hashes);
- *	  3. if the batch rows and their hash are the saved ones, merges each
- *		 changed key's batch rows with its speed group, exactly as the C
- *		 merge does, and looks its serving row up by a unique index on the
- *		 key (apply_lookup.c): unchanged, one UPDATE, one INSERT, or, for a
- *		 key gone from both layers, one DELETE (apply_rows.c).
- * What it reads is both layers once, and the serving rows of the changed
- * keys; what it writes is the rows that changed.  If the batch layer
- * changed, apply.c compares in full instead.  The hashes are 64 bits: a
- * batch layer taken for unchanged needs its row hash to collide.
+ *	  2. if the batch table's watch trigger logged no change since the last
+ *		 refresh (apply_batch_watch.c), takes the batch parts the state
+ *		 kept, and for a key new to the speed layer its serving row, which
+ *		 the last refresh left as the merge of its batch rows alone; else
+ *		 reads the batch layer once, hashing every row, and keeps the rows
+ *		 of the speed keys and of the keys gone from it;
+ *	  3. if the batch layer is unchanged (its rows and their hash are the
+ *		 saved ones, or it was not read), merges each changed key's batch
+ *		 part with its speed group, exactly as the C merge does, and looks
+ *		 its serving row up by a unique index on the key (apply_lookup.c):
+ *		 unchanged, one UPDATE, one INSERT, or, for a key gone from both
+ *		 layers, one DELETE (apply_rows.c).
+ * What it reads is the speed layer, the saved state, the serving rows of
+ * the changed keys and, when its table changed or cannot be watched, the
+ * batch layer; what it writes is the rows that changed and the new state.
+ * If the batch layer changed, apply.c compares in full instead.  The hashes
+ * are 64 bits: a batch layer taken for unchanged needs its row hash to
+ * collide.
  *
  * The batch rows are hashed as a multiset (the sum of their hashes), so
  * that their order, which a VACUUM or an UPDATE that changes nothing can
@@ -45,78 +53,10 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "apply_compare.h"
-#include "apply_delta.h"
-#include "fast_merge.h"
-#include "heap_writer.h"
+#include "apply_delta_int.h"
+#include "apply_lookup.h"
 #include "layer_read.h"
 #include "settings.h"
-
-struct DeltaScan
-{
-	const MergePlan *plan;
-	int			ncols;
-	FastColumn *cols;
-	Size		budget;
-	MemoryContext cxt;
-	MemoryContext rowcxt;		/* reset per row */
-	GroupTable	speed;			/* speed groups; matched: the key changed */
-	GroupTable	batch;			/* batch rows of changed key hashes, grouped */
-	HashSet		changed;		/* hashes of the changed keys */
-	bool		over_budget;	/* the speed groups did not fit */
-	bool		collect;
-	bool		stored;			/* batch rows are the table's tuples */
-	int64		speed_rows;
-	int64		batch_rows;
-	uint64		batch_hash;
-	int64		changed_keys;
-	char	  **gone;			/* saved entries of keys gone from speed */
-	int			ngone;
-	int			maxgone;
-	Datum	   *values;
-	bool	   *nulls;
-	/* delta_apply() */
-	HeapWriter *writer;
-	KeyLookup  *lookup;
-	const RowShape *shape;
-	ApplyChanges *ch;
-	bool		deleting;
-};
-
-/*
- * group_hash
- *		Hash of a speed group: its key and its accumulators as they stand
- *		(not their results, which could raise an overflow error that the
- *		merge with the batch value would not).
- */
-static uint64
-group_hash(DeltaScan *ds, Group *g)
-{
-	uint64		h = UINT64CONST(0x3c6ef372fe94f82b);
-
-	for (int i = 0; i < ds->ncols; i++)
-	{
-		FastColumn *col = &ds->cols[i];
-		Acc		   *acc = &g->acc[i];
-		uint64		v;
-
-		if (acc->isnull)
-			v = UINT64CONST(0x7f4a7c159e3779b9) + i;
-		else if (col->acc == ACC_SUM_INT)
-		{
-			uint64		halves[2];
-
-			StaticAssertStmt(sizeof(halves) == sizeof(INT128),
-							 "INT128 is not two 64-bit halves");
-			memcpy(halves, &acc->v.isum, sizeof(halves));
-			v = sl_mix64(halves[0] ^ sl_mix64(halves[1] + i));
-		}
-		else
-			v = sl_image_hash(acc->v.value, col->typbyval, col->typlen, i);
-		h = hash_combine64(h, v);
-	}
-	return h;
-}
 
 /* a speed row into its group; the groups' memory checked every 1024 rows */
 static void
@@ -174,6 +114,8 @@ delta_read_speed(const MergePlan *plan)
 	ds->nulls = palloc(sizeof(bool) * ds->ncols);
 	group_table_init(&ds->speed, Max(Min(ds->budget / 32, 1024 * 1024), 8192));
 	group_table_init(&ds->batch, 64 * 1024);
+	ds->collect_all = true;
+	ds->parts = true;
 	hashset_init(&ds->changed, 0, ds->budget);
 
 	speed = layer_open(plan, true);
@@ -190,29 +132,6 @@ delta_read_speed(const MergePlan *plan)
 	return ds;
 }
 
-/* the key columns of a saved entry at *p into ds->values/nulls */
-static void
-restore_key(DeltaScan *ds, char **p)
-{
-	for (int i = 0; i < ds->ncols; i++)
-	{
-		ds->nulls[i] = true;
-		ds->values[i] = (Datum) 0;
-		if (ds->cols[i].acc == ACC_KEY)
-			ds->values[i] = datumRestore(p, &ds->nulls[i]);
-	}
-}
-
-/*
- * The changed keys are a selection of the keys, and a selection can share
- * the low bits of its hashes (say, keys picked by hashtext(key) % 1024,
- * which are the low bits of the key hash here): the open-addressing tables
- * that hold only changed keys index them by the hash mixed once more, or
- * their entries cluster and lookups walk the clusters (measured: 112 probes
- * a batch row, a third of the refresh).
- */
-#define CHANGED_HASH(h)	sl_mix64(h)
-
 /* add a key hash to the changed set */
 static void
 mark_changed(DeltaScan *ds, uint64 h)
@@ -228,20 +147,20 @@ mark_changed(DeltaScan *ds, uint64 h)
  *		Step 1's comparison with the saved groups (NULL: none): each
  *		current group is marked (matched) when its key changed, and the
  *		saved keys gone from the speed layer are kept; the hashes of both
- *		go into the changed set.
+ *		go into the changed set.  The batch parts the state saved are
+ *		restored into ds->batch, for delta_use_saved_parts().
  */
 void
 delta_compare_speed(DeltaScan *ds, bytea *saved)
 {
-	char	   *p;
 	char	   *end;
+	char	   *p = delta_state_entries(ds, saved, &end);
 	MemoryContext oldcxt = MemoryContextSwitchTo(ds->cxt);
 
 	for (uint64 i = 0; i <= ds->speed.mask; i++)
 		if (ds->speed.tags[i] != 0)
 			ds->speed.groups[i]->matched = true;
-	p = saved != NULL ? VARDATA_ANY(saved) : NULL;
-	end = saved != NULL ? p + VARSIZE_ANY_EXHDR(saved) : NULL;
+	ds->new_keys = (int64) ds->speed.count;
 	while (p != NULL && p < end)
 	{
 		char	   *entry = p;
@@ -253,13 +172,19 @@ delta_compare_speed(DeltaScan *ds, bytea *saved)
 		memcpy(&savedhash, p, sizeof(uint64));
 		p += sizeof(uint64);
 		MemoryContextSwitchTo(ds->rowcxt);
-		restore_key(ds, &p);
+		delta_restore_key(ds, &p);
 		h = group_key_hash(ds->cols, ds->ncols, ds->values, ds->nulls);
 		g = group_table_find(&ds->speed, ds->cols, ds->ncols, h, ds->values,
 							 ds->nulls, false);
-		if (g != NULL && group_hash(ds, g) == savedhash)
-			g->matched = false; /* the same group as last time */
-		else if (g == NULL)
+		if (ds->saved_parts)
+			delta_restore_part(ds, &p, h, true);
+		if (g != NULL)
+		{
+			ds->new_keys--;
+			if (delta_group_hash(ds, g) == savedhash)
+				g->matched = false; /* the same group as last time */
+		}
+		else
 		{
 			MemoryContextSwitchTo(ds->cxt);
 			if (ds->ngone == ds->maxgone)
@@ -278,6 +203,26 @@ delta_compare_speed(DeltaScan *ds, bytea *saved)
 		if (ds->speed.tags[i] != 0 && ds->speed.groups[i]->matched)
 			mark_changed(ds, ds->speed.groups[i]->hash);
 	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * delta_use_saved_parts
+ *		Whether the changed keys can be merged with the batch parts the
+ *		saved state kept, without reading the batch layer, when the batch
+ *		table is as the last refresh read it under batch watch version
+ *		(0: not known): the state has the parts, read under that version,
+ *		and every key new to the speed layer can take its part from the
+ *		serving table (serving_parts: its columns are the merge's types).
+ *		If so, the refresh goes on without delta_read_batch().
+ */
+bool
+delta_use_saved_parts(DeltaScan *ds, int64 version, bool serving_parts)
+{
+	ds->serving_parts = serving_parts;
+	ds->skip_batch = version != 0 && ds->saved_parts &&
+		ds->saved_version == version &&
+		(ds->new_keys == 0 || serving_parts);
+	return ds->skip_batch;
 }
 
 /*
@@ -332,8 +277,11 @@ batch_row(TupleTableSlot *slot, void *arg)
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(ds->rowcxt);
 
-	if (ds->collect && ds->changed.count > 0 &&
-		hashset_contains(&ds->changed, CHANGED_HASH(h)))
+	if ((ds->collect_all &&
+		 group_table_find(&ds->speed, ds->cols, ds->ncols, h,
+						  slot->tts_values, slot->tts_isnull, false) != NULL) ||
+		(ds->changed.count > 0 &&
+		 hashset_contains(&ds->changed, CHANGED_HASH(h))))
 	{
 		Group	   *g;
 
@@ -346,6 +294,13 @@ batch_row(TupleTableSlot *slot, void *arg)
 				acc_add(&ds->cols[i], &g->acc[i], slot->tts_values[i],
 						slot->tts_isnull[i]);
 		MemoryContextSwitchTo(oldcxt);
+		/* every speed key's part only while they fit */
+		if (ds->collect_all && (ds->batch_rows & 1023) == 0 &&
+			MemoryContextMemAllocated(ds->batch.cxt, true) > ds->budget)
+		{
+			ds->collect_all = false;
+			ds->parts = false;
+		}
 	}
 }
 
@@ -353,18 +308,22 @@ batch_row(TupleTableSlot *slot, void *arg)
  * delta_read_batch
  *		Step 2: the batch layer read once under the active snapshot, its
  *		rows counted and hashed (a table scanned: as stored, only the keys
- *		deformed); with collect, the rows of the changed keys kept, grouped
- *		by key.
+ *		deformed), and the rows of every speed key and of the keys gone
+ *		from it kept, grouped by key: the batch parts.  Parts restored from
+ *		the state are dropped first: the rows read replace them.
  */
 void
-delta_read_batch(DeltaScan *ds, bool collect)
+delta_read_batch(DeltaScan *ds)
 {
 	LayerReader *batch = layer_open(ds->plan, false);
 
-	ds->collect = collect;
+	group_table_reset(&ds->batch);
+	ds->skip_batch = false;
 	ds->stored = layer_rows_stored(batch);
 	layer_read(batch, LAYER_ROWS_BY_KEY, batch_row, ds);
 	layer_close(batch);
+	if (MemoryContextMemAllocated(ds->batch.cxt, true) > ds->budget)
+		ds->parts = false;
 }
 
 /*
@@ -413,7 +372,7 @@ changed_row(TupleTableSlot *slot, void *arg)
 
 /*
  * merged_row
- *		The merge of a key's batch group bg and speed group sg (either may
+ *		The merge of a key's batch part bg and speed group sg (either may
  *		be NULL) into the writer, as the C merge's write_group() makes it:
  *		the batch accumulator first, then the speed group's.
  */
@@ -449,7 +408,7 @@ merged_row(DeltaScan *ds, Group *bg, Group *sg)
 	MemoryContextReset(ds->rowcxt);
 }
 
-/* a group's key as row arrays (measures NULL), for a lookup */
+/* group g's key as row arrays (measures NULL), for a lookup */
 static void
 group_key_row(DeltaScan *ds, Group *g)
 {
@@ -460,107 +419,132 @@ group_key_row(DeltaScan *ds, Group *g)
 	}
 }
 
+/* the batch part of the key in ds->values (hash h), NULL if not known */
+static Group *
+find_part(DeltaScan *ds, uint64 h)
+{
+	return group_table_find(&ds->batch, ds->cols, ds->ncols, CHANGED_HASH(h),
+							ds->values, ds->nulls, false);
+}
+
+/*
+ * serving_part
+ *		The batch part of speed group sg's key, new to the speed layer since
+ *		the last refresh, which did not read the batch layer: the key's
+ *		serving row, which the last refresh left as the merge of its batch
+ *		rows alone (nothing else changed the table: apply_watch.c), made
+ *		the accumulators it came from again (exactly: the serving columns
+ *		are the merge's types, and a merged value is its own accumulator).
+ *		No serving row: the key has no batch rows.  The part is kept for
+ *		the state the refresh leaves.
+ */
+static Group *
+serving_part(DeltaScan *ds, Group *sg)
+{
+	TupleTableSlot *found = changes_oldslot(ds->ch);
+	TupleTableSlot *key = ds->keyslot;
+	Group	   *part;
+	bool		exists;
+	MemoryContext oldcxt;
+
+	group_key_row(ds, sg);
+	ExecClearTuple(key);
+	for (int a = 0; a < key->tts_tupleDescriptor->natts; a++)
+		key->tts_isnull[a] = true;
+	for (int i = 0; i < ds->ncols; i++)
+	{
+		key->tts_values[ds->servatt[i]] = ds->values[i];
+		key->tts_isnull[ds->servatt[i]] = ds->nulls[i];
+	}
+	ExecStoreVirtualTuple(key);
+	exists = lookup_fetch(ds->lookup, key, found);
+	if (exists)
+	{
+		/* the key as the batch rows have it, as the C merge writes it */
+		slot_getallattrs(found);
+		for (int i = 0; i < ds->ncols; i++)
+			if (ds->cols[i].acc == ACC_KEY)
+			{
+				ds->values[i] = found->tts_values[ds->servatt[i]];
+				ds->nulls[i] = found->tts_isnull[ds->servatt[i]];
+			}
+	}
+	part = group_table_find(&ds->batch, ds->cols, ds->ncols,
+							CHANGED_HASH(sg->hash), ds->values, ds->nulls,
+							true);
+	part->matched = !exists;
+	if (!exists)
+		return NULL;
+	oldcxt = MemoryContextSwitchTo(ds->batch.cxt);
+	for (int i = 0; i < ds->ncols; i++)
+		if (ds->cols[i].acc != ACC_KEY)
+			acc_add(&ds->cols[i], &part->acc[i],
+					found->tts_values[ds->servatt[i]],
+					found->tts_isnull[ds->servatt[i]]);
+	MemoryContextSwitchTo(oldcxt);
+	return part;
+}
+
 /*
  * delta_apply
- *		Step 3: the changed keys' new rows compared and applied: keys with
- *		batch rows, then changed speed groups without, then keys gone from
- *		both layers.  saved is the state delta_compare_speed() compared
- *		with (the gone keys point into it).
+ *		Step 3: the changed keys' new rows compared and applied: the changed
+ *		speed groups, each merged with its key's batch part, then the keys
+ *		gone from the speed layer, as their batch part alone or, without
+ *		one, deleted.
  */
 void
-delta_apply(DeltaScan *ds, bytea *saved, Relation rel, const RowShape *shape,
+delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
 			KeyLookup *lookup, ApplyChanges *ch)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(ds->cxt);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			live = 0;
 
-	(void) saved;
 	ds->shape = shape;
 	ds->lookup = lookup;
 	ds->ch = ch;
+	ds->servatt = palloc(sizeof(AttrNumber) * ds->ncols);
+	for (int a = 0; a < desc->natts && live < ds->ncols; a++)
+		if (!TupleDescAttr(desc, a)->attisdropped)
+			ds->servatt[live++] = a;
+	ds->keyslot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
 	ds->writer = writer_begin_sink(rel, changed_row, ds);
-	for (uint64 i = 0; i <= ds->batch.mask; i++)
+	for (uint64 i = 0; i <= ds->speed.mask; i++)
 	{
-		Group	   *bg = ds->batch.groups[i];
-		Group	   *sg;
+		Group	   *sg = ds->speed.groups[i];
+		Group	   *bg;
 
-		if (ds->batch.tags[i] == 0)
+		if (ds->speed.tags[i] == 0 || !sg->matched)
 			continue;
-		group_key_row(ds, bg);
-		/* (the batch groups are hashed with CHANGED_HASH) */
-		sg = group_table_find(&ds->speed, ds->cols, ds->ncols,
-							  group_key_hash(ds->cols, ds->ncols, ds->values,
-											 ds->nulls),
-							  ds->values, ds->nulls, false);
-		if (sg != NULL)
-			sg->matched = false;
+		group_key_row(ds, sg);
+		bg = find_part(ds, sg->hash);
+		if (bg == NULL && ds->skip_batch)
+			bg = serving_part(ds, sg);
+		else if (bg != NULL && bg->matched)
+			bg = NULL;
 		merged_row(ds, bg, sg);
 	}
-	for (uint64 i = 0; i <= ds->speed.mask; i++)
-		if (ds->speed.tags[i] != 0 && ds->speed.groups[i]->matched)
-			merged_row(ds, NULL, ds->speed.groups[i]);
 	ds->deleting = true;
 	for (int n = 0; n < ds->ngone; n++)
 	{
 		char	   *p = ds->gone[n] + sizeof(uint64);
-		uint64		h;
+		Group	   *bg;
 
-		restore_key(ds, &p);
-		h = group_key_hash(ds->cols, ds->ncols, ds->values, ds->nulls);
-		if (group_table_find(&ds->batch, ds->cols, ds->ncols, CHANGED_HASH(h),
-							 ds->values, ds->nulls, false) == NULL)
+		delta_restore_key(ds, &p);
+		bg = find_part(ds, group_key_hash(ds->cols, ds->ncols, ds->values,
+										  ds->nulls));
+		if (bg != NULL && !bg->matched)
+		{
+			ds->deleting = false;
+			merged_row(ds, bg, NULL);
+			ds->deleting = true;
+		}
+		else
 			writer_put(ds->writer, ds->values, ds->nulls);
 	}
 	(void) writer_end(ds->writer);
+	ExecDropSingleTupleTableSlot(ds->keyslot);
 	MemoryContextSwitchTo(oldcxt);
-}
-
-/*
- * delta_state
- *		The speed groups as the state to save: per group, its hash and its
- *		key columns (datumSerialize()).
- */
-bytea *
-delta_state(DeltaScan *ds)
-{
-	Size		size = VARHDRSZ;
-	bytea	   *out;
-	char	   *p;
-
-	for (uint64 i = 0; i <= ds->speed.mask; i++)
-	{
-		Group	   *g = ds->speed.groups[i];
-
-		if (ds->speed.tags[i] == 0)
-			continue;
-		size += sizeof(uint64);
-		for (int c = 0; c < ds->ncols; c++)
-			if (ds->cols[c].acc == ACC_KEY)
-				size += datumEstimateSpace(g->acc[c].v.value, g->acc[c].isnull,
-										   ds->cols[c].typbyval,
-										   ds->cols[c].typlen);
-	}
-	if (size > MaxAllocSize)
-		return NULL;
-	out = palloc(size);
-	SET_VARSIZE(out, size);
-	p = VARDATA(out);
-	for (uint64 i = 0; i <= ds->speed.mask; i++)
-	{
-		Group	   *g = ds->speed.groups[i];
-		uint64		h;
-
-		if (ds->speed.tags[i] == 0)
-			continue;
-		h = group_hash(ds, g);
-		memcpy(p, &h, sizeof(uint64));
-		p += sizeof(uint64);
-		for (int c = 0; c < ds->ncols; c++)
-			if (ds->cols[c].acc == ACC_KEY)
-				datumSerialize(g->acc[c].v.value, g->acc[c].isnull,
-							   ds->cols[c].typbyval, ds->cols[c].typlen, &p);
-	}
-	Assert(p == (char *) out + size);
-	return out;
 }
 
 /*

@@ -18,14 +18,15 @@ typedef struct DeltaScan DeltaScan;
 
 extern DeltaScan *delta_read_speed(const MergePlan *plan);
 extern void delta_compare_speed(DeltaScan *ds, bytea *saved);
-extern void delta_read_batch(DeltaScan *ds, bool collect);
+extern bool delta_use_saved_parts(DeltaScan *ds, int64 version,
+								  bool serving_parts);
+extern void delta_read_batch(DeltaScan *ds);
 extern void delta_counts(DeltaScan *ds, int64 *batch_rows,
 						 int64 *batch_hash, int64 *speed_rows,
 						 int64 *speed_groups, int64 *keys);
-extern void delta_apply(DeltaScan *ds, bytea *saved, Relation rel,
-						const RowShape *shape, KeyLookup *lookup,
-						ApplyChanges *ch);
-extern bytea *delta_state(DeltaScan *ds);
+extern void delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
+						KeyLookup *lookup, ApplyChanges *ch);
+extern bytea *delta_state(DeltaScan *ds, int64 version);
 extern void delta_end(DeltaScan *ds);
 
 #endif							/* SL_APPLY_DELTA_H */

@@ -34,6 +34,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
@@ -44,18 +45,41 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "apply_watch.h"
 #include "util.h"
 
 /*
- * watch_tuple_version
- *		Whether relid has the watch trigger enabled ALWAYS; its pg_trigger
- *		row's xmin into *version.  exists: whether it has the trigger at
- *		all.
+ * version_committed_before
+ *		Whether the trigger row whose header is td was committed before
+ *		snapshot was taken (not by this transaction, nor by one the snapshot
+ *		takes for running).  CREATE TRIGGER waits for every transaction that
+ *		changed the table (it locks it SHARE ROW EXCLUSIVE), so then every
+ *		change snapshot does not see came after the trigger and fired it.
  */
 static bool
-watch_tuple_version(Oid relid, int64 *version, bool *exists)
+version_committed_before(HeapTupleHeader td, Snapshot snapshot)
+{
+	TransactionId xmin = HeapTupleHeaderGetRawXmin(td);
+
+	if (HeapTupleHeaderXminFrozen(td))
+		return true;
+	return !TransactionIdIsCurrentTransactionId(xmin) &&
+		!XidInMVCCSnapshot(xmin, snapshot);
+}
+
+/*
+ * apply_watch_trigger
+ *		Whether relid has the trigger named name enabled ALWAYS; its
+ *		pg_trigger row's xmin into *version.  exists: whether it has the
+ *		trigger at all.  trusted (may be NULL): whether the row was
+ *		committed before snapshot was taken, so that every statement that
+ *		changed the table and that snapshot does not see fired it.
+ */
+bool
+apply_watch_trigger(Oid relid, const char *name, Snapshot snapshot,
+					int64 *version, bool *exists, bool *trusted)
 {
 	Relation	rel = table_open(TriggerRelationId, AccessShareLock);
 	ScanKeyData key[2];
@@ -64,10 +88,12 @@ watch_tuple_version(Oid relid, int64 *version, bool *exists)
 	bool		enabled = false;
 
 	*exists = false;
+	if (trusted != NULL)
+		*trusted = false;
 	ScanKeyInit(&key[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
 				F_OIDEQ, ObjectIdGetDatum(relid));
 	ScanKeyInit(&key[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum(APPLY_WATCH_TRIGGER));
+				F_NAMEEQ, CStringGetDatum(name));
 	scan = systable_beginscan(rel, TriggerRelidNameIndexId, true, NULL, 2,
 							  key);
 	tup = systable_getnext(scan);
@@ -78,6 +104,8 @@ watch_tuple_version(Oid relid, int64 *version, bool *exists)
 		*exists = true;
 		enabled = trig->tgenabled == TRIGGER_FIRES_ALWAYS;
 		*version = (int64) HeapTupleHeaderGetRawXmin(tup->t_data);
+		if (trusted != NULL)
+			*trusted = version_committed_before(tup->t_data, snapshot);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -95,7 +123,8 @@ apply_watch_current(Oid relid, int64 *version)
 	bool		exists;
 
 	*version = 0;
-	return watch_tuple_version(relid, version, &exists);
+	return apply_watch_trigger(relid, APPLY_WATCH_TRIGGER, NULL, version,
+							   &exists, NULL);
 }
 
 /*
@@ -115,7 +144,8 @@ apply_watch_set(Oid relid, bool watch)
 	char	   *table;
 	char	   *sql;
 
-	(void) watch_tuple_version(relid, &version, &exists);
+	(void) apply_watch_trigger(relid, APPLY_WATCH_TRIGGER, NULL, &version,
+							   &exists, NULL);
 	if (exists == watch && (!watch || apply_watch_current(relid, &version)))
 		return;
 	if (!has_privs_of_role(GetUserId(), sl_relation_owner(relid)))

@@ -15,6 +15,9 @@
 /* the name of the statement trigger that logs other changes */
 #define APPLY_WATCH_TRIGGER "serving_layer_watch"
 
+extern bool apply_watch_trigger(Oid relid, const char *name,
+								Snapshot snapshot, int64 *version,
+								bool *exists, bool *trusted);
 extern void apply_watch_set(Oid relid, bool watch);
 extern bool apply_watch_current(Oid relid, int64 *version);
 extern bool apply_watch_logged(Oid relid, Snapshot snapshot, bool consume);

@@ -43,6 +43,7 @@ typedef struct BuildResult
 	double		apply_ms;
 	/* mode 'apply' following the change (apply_delta.c) */
 	bool		followed;		/* only the changed keys were compared */
+	bool		batch_unread;	/* ... with the batch parts the state kept */
 	const char *compared_why;	/* else why the whole table was compared */
 	int64		changed_keys;
 	int64		speed_groups;

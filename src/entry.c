@@ -22,6 +22,7 @@
 #include "access/xact.h"
 #include "utils/acl.h"
 
+#include "apply_batch_watch.h"
 #include "apply_state.h"
 #include "apply_watch.h"
 #include "catalog.h"
@@ -276,8 +277,11 @@ serving_layer_define(PG_FUNCTION_ARGS)
 
 	/* mode 'apply': a new definition is followed from a whole comparison */
 	apply_state_forget(def.target);
+	batch_watch_forget(def.target);
 	if (OidIsValid(relid))
 		apply_watch_set(relid, def.mode == REFRESH_MODE_APPLY);
+	if (def.mode == REFRESH_MODE_APPLY)
+		batch_watch_ensure(def.batch);
 
 	/* a live view renamed by this definition: drop the old one */
 	if (existing != NULL && existing->live_view != NULL &&
@@ -349,9 +353,12 @@ serving_layer_forget(PG_FUNCTION_ARGS)
 	catalog_check_owner(def, CATALOG_FORGET);
 	catalog_delete(def->target);
 	apply_state_forget(def->target);
+	batch_watch_forget(def->target);
 	relid = target_lock(def->target, AccessShareLock);
 	if (OidIsValid(relid))
 		apply_watch_set(relid, false);
+	CommandCounterIncrement();
+	batch_watch_release(layers_find(def->batch_name));
 	live_view_drop(def);
 	PG_RETURN_VOID();
 }

@@ -95,3 +95,17 @@ layers_resolve(Definition *def)
 	if (def->speed_name != NULL)
 		def->speed = resolve_one(def->speed_name, true, def);
 }
+
+/*
+ * layers_find
+ *		The OID of the relation a stored layer name names now, or
+ *		InvalidOid; no lock is taken.
+ */
+Oid
+layers_find(const char *name)
+{
+	if (name == NULL)
+		return InvalidOid;
+	return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(name, NULL)),
+							NoLock, true);
+}

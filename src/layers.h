@@ -14,5 +14,6 @@
 
 extern void layers_resolve(Definition *def);
 extern char *layers_name(Oid relid);
+extern Oid	layers_find(const char *name);
 
 #endif							/* SL_LAYERS_H */

@@ -407,9 +407,10 @@ refresh_change(RefreshRun *run, RefreshJob *job, List **deferred)
 												  job->relid);
 		if (result->followed)
 			progress(job, "delta",
-					 psprintf("speed groups %lld, keys changed %lld, batch layer unchanged",
+					 psprintf("speed groups %lld, keys changed %lld, batch layer unchanged%s",
 							  (long long) result->speed_groups,
-							  (long long) result->changed_keys),
+							  (long long) result->changed_keys,
+							  result->batch_unread ? " (not read: no change logged)" : ""),
 					 result->scan_ms);
 		else
 			progress(job, "scan",
@@ -419,7 +420,7 @@ refresh_change(RefreshRun *run, RefreshJob *job, List **deferred)
 					 result->scan_ms);
 		progress(job, "apply",
 				 psprintf("rows read %lld batch + %lld speed, %s %lld %s, inserted %lld, updated %lld, deleted %lld",
-						  (long long) result->batch_rows,
+						  (long long) (result->batch_unread ? 0 : result->batch_rows),
 						  (long long) result->speed_rows,
 						  result->followed ? "rows in the table" : "rows merged",
 						  (long long) result->output_rows, result->merged_by,

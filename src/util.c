@@ -35,7 +35,7 @@
  *		The schema serving_layer is installed in.
  */
 /* the version of the extension's SQL objects this library works with */
-#define SL_SCHEMA_VERSION "1.3"
+#define SL_SCHEMA_VERSION "1.4"
 
 Oid
 sl_extension_schema(void)

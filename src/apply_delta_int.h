@@ -1,0 +1,82 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply_delta_int.h
+ *	  The state of one refresh following the change, shared by the files
+ *	  that read the layers (apply_delta.c) and that save and restore what a
+ *	  refresh leaves for the next one (apply_delta_state.c).  Private to
+ *	  them; apply_delta.h is the interface.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SL_APPLY_DELTA_INT_H
+#define SL_APPLY_DELTA_INT_H
+
+#include "apply_compare.h"
+#include "apply_delta.h"
+#include "fast_merge.h"
+#include "heap_writer.h"
+
+/*
+ * The changed keys are a selection of the keys, and a selection can share
+ * the low bits of its hashes (say, keys picked by hashtext(key) % 1024,
+ * which are the low bits of the key hash here): the open-addressing tables
+ * that hold only some of the keys index them by the hash mixed once more,
+ * or their entries cluster and lookups walk the clusters (measured: 112
+ * probes a batch row, a third of the refresh).
+ */
+#define CHANGED_HASH(h)	sl_mix64(h)
+
+struct DeltaScan
+{
+	const MergePlan *plan;
+	int			ncols;
+	FastColumn *cols;
+	Size		budget;
+	MemoryContext cxt;
+	MemoryContext rowcxt;		/* reset per row */
+	GroupTable	speed;			/* speed groups; matched: the key changed */
+
+	/*
+	 * The batch parts: per key, its batch rows merged, hashed by
+	 * CHANGED_HASH.  matched marks a key known to have no batch rows (only
+	 * parts restored from the state or taken from the serving table have
+	 * it; after a read of the batch layer, a key without a part has none).
+	 */
+	GroupTable	batch;
+	HashSet		changed;		/* hashes of the changed keys */
+	bool		over_budget;	/* the speed groups did not fit */
+	bool		collect_all;	/* the batch rows of every speed key kept */
+	bool		parts;			/* batch has every speed key's part */
+	bool		skip_batch;		/* parts restored: the batch layer not read */
+	bool		serving_parts;	/* serving rows may give a new key's part */
+	bool		stored;			/* batch rows are the table's tuples */
+	bool		saved_parts;	/* the saved state has the parts */
+	int64		saved_version;	/* ... and this batch watch version */
+	int64		speed_rows;
+	int64		batch_rows;
+	uint64		batch_hash;
+	int64		changed_keys;
+	int64		new_keys;		/* changed keys the saved state has not */
+	char	  **gone;			/* saved entries of keys gone from speed */
+	int			ngone;
+	int			maxgone;
+	Datum	   *values;
+	bool	   *nulls;
+	/* delta_apply() */
+	HeapWriter *writer;
+	KeyLookup  *lookup;
+	const RowShape *shape;
+	ApplyChanges *ch;
+	TupleTableSlot *keyslot;	/* a key to look up, of the serving type */
+	AttrNumber *servatt;		/* per column: serving attribute, 0-based */
+	bool		deleting;
+};
+
+/* apply_delta_state.c */
+extern uint64 delta_group_hash(DeltaScan *ds, Group *g);
+extern char *delta_state_entries(DeltaScan *ds, bytea *saved, char **end);
+extern void delta_restore_key(DeltaScan *ds, char **p);
+extern void delta_restore_part(DeltaScan *ds, char **p, uint64 keyhash,
+							   bool keep);
+
+#endif							/* SL_APPLY_DELTA_INT_H */

@@ -1,0 +1,320 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply_delta_state.c
+ *	  What a refresh following the change leaves for the next one: the
+ *	  speed groups it read, each with a hash of its values and, when they
+ *	  fitted, the batch part of its key (its batch rows merged), written
+ *	  into and read back from serving_layer_apply_state.speed_state.
+ *
+ * The layout of speed_state (APPLY_STATE_FORMAT in apply_state.c) is
+ *	  a header: the batch watch version (apply_batch_watch.c) under which
+ *	  the parts were read, 0 when they cannot be trusted, and one byte
+ *	  saying whether the entries carry parts;
+ *	  per speed group: the 64-bit hash of its accumulators, its key columns
+ *	  (datumSerialize()), and with parts one byte: 0 when the key has no
+ *	  batch rows, else the merged batch value of every measure follows
+ *	  (integer sums as their 128-bit accumulator, the others by
+ *	  datumSerialize()), after, when the byte is 2, the key columns as the
+ *	  batch rows have them (equal keys may differ in their images, 1.0 and
+ *	  1.00 say, and the C merge writes the batch rows' one).
+ * The parts let a refresh whose batch table is unchanged merge a changed
+ * key without reading the batch layer.  Values are stored whole: a value
+ * stored out of line in the batch table is detoasted first, as a pointer
+ * to it would not outlive the refresh.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
+
+#include "apply_delta_int.h"
+
+/* the header of speed_state */
+#define STATE_HEADER_SIZE	(sizeof(int64) + 1)
+
+/*
+ * delta_group_hash
+ *		Hash of a speed group: its key and its accumulators as they stand
+ *		(not their results, which could raise an overflow error that the
+ *		merge with the batch value would not).
+ */
+uint64
+delta_group_hash(DeltaScan *ds, Group *g)
+{
+	uint64		h = UINT64CONST(0x3c6ef372fe94f82b);
+
+	for (int i = 0; i < ds->ncols; i++)
+	{
+		FastColumn *col = &ds->cols[i];
+		Acc		   *acc = &g->acc[i];
+		uint64		v;
+
+		if (acc->isnull)
+			v = UINT64CONST(0x7f4a7c159e3779b9) + i;
+		else if (col->acc == ACC_SUM_INT)
+		{
+			uint64		halves[2];
+
+			StaticAssertStmt(sizeof(halves) == sizeof(INT128),
+							 "INT128 is not two 64-bit halves");
+			memcpy(halves, &acc->v.isum, sizeof(halves));
+			v = sl_mix64(halves[0] ^ sl_mix64(halves[1] + i));
+		}
+		else
+			v = sl_image_hash(acc->v.value, col->typbyval, col->typlen, i);
+		h = hash_combine64(h, v);
+	}
+	return h;
+}
+
+/*
+ * delta_state_entries
+ *		The first entry of a saved state (NULL: none), its end into *end;
+ *		its header into ds->saved_version and ds->saved_parts.
+ */
+char *
+delta_state_entries(DeltaScan *ds, bytea *saved, char **end)
+{
+	char	   *p;
+
+	ds->saved_version = 0;
+	ds->saved_parts = false;
+	*end = NULL;
+	if (saved == NULL || VARSIZE_ANY_EXHDR(saved) < STATE_HEADER_SIZE)
+		return NULL;
+	p = VARDATA_ANY(saved);
+	*end = p + VARSIZE_ANY_EXHDR(saved);
+	memcpy(&ds->saved_version, p, sizeof(int64));
+	ds->saved_parts = p[sizeof(int64)] != 0;
+	return p + STATE_HEADER_SIZE;
+}
+
+/* the key columns of a saved entry at *p into ds->values/nulls */
+void
+delta_restore_key(DeltaScan *ds, char **p)
+{
+	for (int i = 0; i < ds->ncols; i++)
+	{
+		ds->nulls[i] = true;
+		ds->values[i] = (Datum) 0;
+		if (ds->cols[i].acc == ACC_KEY)
+			ds->values[i] = datumRestore(p, &ds->nulls[i]);
+	}
+}
+
+/*
+ * delta_restore_part
+ *		The batch part of a saved entry at *p, whose key is in ds->values
+ *		and hashes to keyhash: with keep, into ds->batch (in its memory);
+ *		else only stepped over.
+ */
+void
+delta_restore_part(DeltaScan *ds, char **p, uint64 keyhash, bool keep)
+{
+	bool		present = **p != 0;
+	bool		ownkey = **p == 2;
+	Group	   *g = NULL;
+	MemoryContext oldcxt;
+
+	(*p)++;
+	if (ownkey)
+		delta_restore_key(ds, p);
+	if (keep)
+	{
+		g = group_table_find(&ds->batch, ds->cols, ds->ncols,
+							 CHANGED_HASH(keyhash), ds->values, ds->nulls,
+							 true);
+		g->matched = !present;
+	}
+	if (!present)
+		return;
+	oldcxt = MemoryContextSwitchTo(keep ? ds->batch.cxt : ds->rowcxt);
+	for (int i = 0; i < ds->ncols; i++)
+	{
+		FastColumn *col = &ds->cols[i];
+		Acc			acc;
+
+		if (col->acc == ACC_KEY)
+			continue;
+		if (col->acc == ACC_SUM_INT)
+		{
+			acc.isnull = **p != 0;
+			(*p)++;
+			if (!acc.isnull)
+			{
+				memcpy(&acc.v.isum, *p, sizeof(INT128));
+				*p += sizeof(INT128);
+			}
+		}
+		else
+			acc.v.value = datumRestore(p, &acc.isnull);
+		if (keep)
+			g->acc[i] = acc;
+	}
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* a measure's value as it is written: whole, never a TOAST pointer */
+static Datum
+whole_value(FastColumn *col, Datum value)
+{
+	if (col->typlen == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(value)))
+		return PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(value)));
+	return value;
+}
+
+/* the space a part takes (with its leading byte), or writes it at *p */
+static Size
+part_bytes(DeltaScan *ds, Group *g, Group *part, char **p)
+{
+	Size		size = 1;
+	bool		ownkey = false;
+
+	for (int i = 0; part != NULL && i < ds->ncols; i++)
+		if (ds->cols[i].acc == ACC_KEY && !part->acc[i].isnull &&
+			!datumIsEqual(part->acc[i].v.value, g->acc[i].v.value,
+						  ds->cols[i].typbyval, ds->cols[i].typlen))
+			ownkey = true;
+	if (p != NULL)
+		*(*p)++ = part == NULL ? 0 : ownkey ? 2 : 1;
+	if (part == NULL)
+		return size;
+	for (int i = 0; ownkey && i < ds->ncols; i++)
+	{
+		FastColumn *col = &ds->cols[i];
+
+		if (col->acc != ACC_KEY)
+			continue;
+		if (p != NULL)
+			datumSerialize(part->acc[i].v.value, part->acc[i].isnull,
+						   col->typbyval, col->typlen, p);
+		else
+			size += datumEstimateSpace(part->acc[i].v.value,
+									   part->acc[i].isnull, col->typbyval,
+									   col->typlen);
+	}
+	for (int i = 0; i < ds->ncols; i++)
+	{
+		FastColumn *col = &ds->cols[i];
+		Acc		   *acc = &part->acc[i];
+		Datum		v;
+
+		if (col->acc == ACC_KEY)
+			continue;
+		if (col->acc == ACC_SUM_INT)
+		{
+			size += 1 + (acc->isnull ? 0 : sizeof(INT128));
+			if (p != NULL)
+			{
+				*(*p)++ = acc->isnull ? 1 : 0;
+				if (!acc->isnull)
+				{
+					memcpy(*p, &acc->v.isum, sizeof(INT128));
+					*p += sizeof(INT128);
+				}
+			}
+			continue;
+		}
+		v = acc->isnull ? (Datum) 0 : whole_value(col, acc->v.value);
+		if (p != NULL)
+			datumSerialize(v, acc->isnull, col->typbyval, col->typlen, p);
+		else
+			size += datumEstimateSpace(v, acc->isnull, col->typbyval,
+									   col->typlen);
+	}
+	return size;
+}
+
+/* the batch part of speed group g's key: NULL when it has no batch rows */
+static Group *
+part_of(DeltaScan *ds, Group *g)
+{
+	Group	   *part;
+
+	for (int i = 0; i < ds->ncols; i++)
+	{
+		ds->values[i] = g->acc[i].v.value;
+		ds->nulls[i] = ds->cols[i].acc != ACC_KEY || g->acc[i].isnull;
+	}
+	part = group_table_find(&ds->batch, ds->cols, ds->ncols,
+							CHANGED_HASH(g->hash), ds->values, ds->nulls,
+							false);
+	return part != NULL && !part->matched ? part : NULL;
+}
+
+/*
+ * delta_state
+ *		The speed groups as the state to save, with their keys' batch parts
+ *		when ds has them all, under batch watch version (0: the next
+ *		refresh reads the batch layer); NULL when it would exceed a bytea.
+ */
+bytea *
+delta_state(DeltaScan *ds, int64 version)
+{
+	Size		size = VARHDRSZ + STATE_HEADER_SIZE;
+	bytea	   *out;
+	char	   *p;
+	MemoryContext oldcxt = MemoryContextSwitchTo(ds->rowcxt);
+
+	for (uint64 i = 0; i <= ds->speed.mask; i++)
+	{
+		Group	   *g = ds->speed.groups[i];
+
+		if (ds->speed.tags[i] == 0)
+			continue;
+		size += sizeof(uint64);
+		for (int c = 0; c < ds->ncols; c++)
+			if (ds->cols[c].acc == ACC_KEY)
+				size += datumEstimateSpace(g->acc[c].v.value, g->acc[c].isnull,
+										   ds->cols[c].typbyval,
+										   ds->cols[c].typlen);
+		if (ds->parts)
+			size += part_bytes(ds, g, part_of(ds, g), NULL);
+		if (size > MaxAllocSize)
+		{
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(ds->rowcxt);
+			return NULL;
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	MemoryContextSwitchTo(oldcxt);
+	out = palloc(size);
+	SET_VARSIZE(out, size);
+	p = VARDATA(out);
+	if (!ds->parts)
+		version = 0;
+	memcpy(p, &version, sizeof(int64));
+	p[sizeof(int64)] = ds->parts ? 1 : 0;
+	p += STATE_HEADER_SIZE;
+	for (uint64 i = 0; i <= ds->speed.mask; i++)
+	{
+		Group	   *g = ds->speed.groups[i];
+		uint64		h;
+
+		if (ds->speed.tags[i] == 0)
+			continue;
+		h = delta_group_hash(ds, g);
+		memcpy(p, &h, sizeof(uint64));
+		p += sizeof(uint64);
+		for (int c = 0; c < ds->ncols; c++)
+			if (ds->cols[c].acc == ACC_KEY)
+				datumSerialize(g->acc[c].v.value, g->acc[c].isnull,
+							   ds->cols[c].typbyval, ds->cols[c].typlen, &p);
+		if (ds->parts)
+		{
+			oldcxt = MemoryContextSwitchTo(ds->rowcxt);
+			(void) part_bytes(ds, g, part_of(ds, g), &p);
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(ds->rowcxt);
+		}
+	}
+	Assert(p == (char *) out + size);
+	MemoryContextReset(ds->rowcxt);
+	return out;
+}
