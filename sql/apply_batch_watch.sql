@@ -29,6 +29,10 @@ INSERT INTO b VALUES ('img', 1.0, 1, 1, 1, 1);
 INSERT INTO s SELECT 'k' || (g % 2300), g % 2, 1, 0.5, g % 13, g / 5.0
 	FROM generate_series(1900, 2300) g;
 INSERT INTO s VALUES ('img', 1.00, 2, 2, 2, 2);
+-- a key whose batch rows sum beyond bigint, brought back by its speed row
+INSERT INTO b VALUES ('big', 0, 9000000000000000000, 1, 1, 1),
+	('big', 0, 9000000000000000000, 1, 1, 1);
+INSERT INTO s VALUES ('big', 0, -9000000000000000000, 1, 1, 1);
 SELECT serving_layer_define('bw.srv', 'bw.b', 'bw.s', key => '{k,k2}',
 	merge => '{"m": "max", "f": "min"}', mode => 'apply');
 SELECT serving_layer_define('bw.ref', 'bw.b', 'bw.s', key => '{k,k2}',
@@ -91,9 +95,9 @@ INSERT INTO s VALUES ('new', 0, 1, 1, 1, 1), (NULL, 1, 1, 1, 1, 1),
 	('k5', 1, 100, 1, 99, -1), ('k6', NULL, 1, NULL, NULL, NULL),
 	('k1', NULL, 3, 3, 3, 3);
 SELECT * FROM refresh_both();
-UPDATE s SET v = v + 1 WHERE k = 'img';
+UPDATE s SET v = v + 1 WHERE k IN ('img', 'big');
 SELECT * FROM refresh_both();
-SELECT k, k2::text FROM srv WHERE k = 'img';
+SELECT k, k2::text, v FROM srv WHERE k IN ('img', 'big') ORDER BY k;
 -- every speed row of a key gone: its serving row keeps the batch values
 DELETE FROM s WHERE k IN ('k5', 'k6', 'img');
 SELECT * FROM refresh_both();

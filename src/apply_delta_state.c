@@ -13,8 +13,9 @@
  *	  per speed group: the 64-bit hash of its accumulators, its key columns
  *	  (datumSerialize()), and with parts one byte: 0 when the key has no
  *	  batch rows, else the merged batch value of every measure follows
- *	  (integer sums as their 128-bit accumulator, the others by
- *	  datumSerialize()), after, when the byte is 2, the key columns as the
+ *	  (integer sums as their accumulator: a byte, 0 for NULL, 8 or 16 for
+ *	  the bytes that follow; the others by datumSerialize()), after, when
+ *	  the byte is 2, the key columns as the
  *	  batch rows have them (equal keys may differ in their images, 1.0 and
  *	  1.00 say, and the C merge writes the batch rows' one).
  * The parts let a refresh whose batch table is unchanged merge a changed
@@ -143,13 +144,19 @@ delta_restore_part(DeltaScan *ds, char **p, uint64 keyhash, bool keep)
 			continue;
 		if (col->acc == ACC_SUM_INT)
 		{
-			acc.isnull = **p != 0;
-			(*p)++;
-			if (!acc.isnull)
+			int			len = *(*p)++;
+
+			acc.isnull = len == 0;
+			if (len == sizeof(int64))
 			{
-				memcpy(&acc.v.isum, *p, sizeof(INT128));
-				*p += sizeof(INT128);
+				int64		v;
+
+				memcpy(&v, *p, sizeof(int64));
+				acc.v.isum = int64_to_int128(v);
 			}
+			else if (len != 0)
+				memcpy(&acc.v.isum, *p, sizeof(INT128));
+			*p += len;
 		}
 		else
 			acc.v.value = datumRestore(p, &acc.isnull);
@@ -208,15 +215,20 @@ part_bytes(DeltaScan *ds, Group *g, Group *part, char **p)
 			continue;
 		if (col->acc == ACC_SUM_INT)
 		{
-			size += 1 + (acc->isnull ? 0 : sizeof(INT128));
+			int64		v = acc->isnull ? 0 : int128_to_int64(acc->v.isum);
+			int			len = acc->isnull ? 0 :
+				int128_compare(int64_to_int128(v), acc->v.isum) == 0 ?
+				(int) sizeof(int64) : (int) sizeof(INT128);
+
+			size += 1 + len;
 			if (p != NULL)
 			{
-				*(*p)++ = acc->isnull ? 1 : 0;
-				if (!acc->isnull)
-				{
+				*(*p)++ = (char) len;
+				if (len == sizeof(int64))
+					memcpy(*p, &v, sizeof(int64));
+				else if (len != 0)
 					memcpy(*p, &acc->v.isum, sizeof(INT128));
-					*p += sizeof(INT128);
-				}
+				*p += len;
 			}
 			continue;
 		}
