@@ -147,8 +147,10 @@ mark_changed(DeltaScan *ds, uint64 h)
  *		Step 1's comparison with the saved groups (NULL: none): each
  *		current group is marked (matched) when its key changed, and the
  *		saved keys gone from the speed layer are kept; the hashes of both
- *		go into the changed set.  The batch parts the state saved are
- *		restored into ds->batch, for delta_use_saved_parts().
+ *		go into the changed set.  The batch parts the state saved for the
+ *		changed keys are restored into ds->batch, for
+ *		delta_use_saved_parts(); the entries of the unchanged ones are
+ *		kept as they are, for the next state.
  */
 void
 delta_compare_speed(DeltaScan *ds, bytea *saved)
@@ -176,14 +178,21 @@ delta_compare_speed(DeltaScan *ds, bytea *saved)
 		h = group_key_hash(ds->cols, ds->ncols, ds->values, ds->nulls);
 		g = group_table_find(&ds->speed, ds->cols, ds->ncols, h, ds->values,
 							 ds->nulls, false);
+		if (g != NULL && delta_group_hash(ds, g) == savedhash)
+		{
+			/* the same group as last time: its part is not needed now */
+			g->matched = false;
+			ds->new_keys--;
+			if (ds->saved_parts)
+				delta_restore_part(ds, &p, h, false);
+			delta_keep_entry(ds, entry, p);
+			MemoryContextReset(ds->rowcxt);
+			continue;
+		}
 		if (ds->saved_parts)
 			delta_restore_part(ds, &p, h, true);
 		if (g != NULL)
-		{
 			ds->new_keys--;
-			if (delta_group_hash(ds, g) == savedhash)
-				g->matched = false; /* the same group as last time */
-		}
 		else
 		{
 			MemoryContextSwitchTo(ds->cxt);

@@ -60,6 +60,10 @@ struct DeltaScan
 	char	  **gone;			/* saved entries of keys gone from speed */
 	int			ngone;
 	int			maxgone;
+	char	  **kept;			/* saved entries of unchanged groups ... */
+	uint32	   *keptlen;		/* ... and their lengths */
+	int64		nkept;
+	int64		maxkept;
 	Datum	   *values;
 	bool	   *nulls;
 	/* delta_apply() */
@@ -76,6 +80,7 @@ struct DeltaScan
 extern uint64 delta_group_hash(DeltaScan *ds, Group *g);
 extern char *delta_state_entries(DeltaScan *ds, bytea *saved, char **end);
 extern void delta_restore_key(DeltaScan *ds, char **p);
+extern void delta_keep_entry(DeltaScan *ds, char *start, char *end);
 extern void delta_restore_part(DeltaScan *ds, char **p, uint64 keyhash,
 							   bool keep);
 

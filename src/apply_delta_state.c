@@ -109,6 +109,32 @@ delta_restore_key(DeltaScan *ds, char **p)
 }
 
 /*
+ * delta_keep_entry
+ *		Remember the saved entry from start to end, of a speed group that is
+ *		as the last refresh saw it: when the batch layer was not read either,
+ *		the next state takes the entry as it is (delta_state()).
+ */
+void
+delta_keep_entry(DeltaScan *ds, char *start, char *end)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(ds->cxt);
+
+	if (ds->nkept == ds->maxkept)
+	{
+		ds->maxkept = Max(1024, ds->maxkept * 2);
+		ds->kept = ds->kept == NULL ?
+			palloc_extended(sizeof(char *) * ds->maxkept, MCXT_ALLOC_HUGE) :
+			repalloc_huge(ds->kept, sizeof(char *) * ds->maxkept);
+		ds->keptlen = ds->keptlen == NULL ?
+			palloc_extended(sizeof(uint32) * ds->maxkept, MCXT_ALLOC_HUGE) :
+			repalloc_huge(ds->keptlen, sizeof(uint32) * ds->maxkept);
+	}
+	ds->kept[ds->nkept] = start;
+	ds->keptlen[ds->nkept++] = (uint32) (end - start);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
  * delta_restore_part
  *		The batch part of a saved entry at *p, whose key is in ds->values
  *		and hashes to keyhash: with keep, into ds->batch (in its memory);
@@ -271,13 +297,21 @@ delta_state(DeltaScan *ds, int64 version)
 	Size		size = VARHDRSZ + STATE_HEADER_SIZE;
 	bytea	   *out;
 	char	   *p;
+	bool		copy = ds->skip_batch && ds->parts;
 	MemoryContext oldcxt = MemoryContextSwitchTo(ds->rowcxt);
 
+	/*
+	 * When the batch layer was not read, the entry of a group unchanged
+	 * since the last refresh is the saved one, byte for byte: copied, and
+	 * only the changed groups are written anew.
+	 */
+	for (int64 n = 0; copy && n < ds->nkept; n++)
+		size += ds->keptlen[n];
 	for (uint64 i = 0; i <= ds->speed.mask; i++)
 	{
 		Group	   *g = ds->speed.groups[i];
 
-		if (ds->speed.tags[i] == 0)
+		if (ds->speed.tags[i] == 0 || (copy && !g->matched))
 			continue;
 		size += sizeof(uint64);
 		for (int c = 0; c < ds->ncols; c++)
@@ -304,12 +338,17 @@ delta_state(DeltaScan *ds, int64 version)
 	memcpy(p, &version, sizeof(int64));
 	p[sizeof(int64)] = ds->parts ? 1 : 0;
 	p += STATE_HEADER_SIZE;
+	for (int64 n = 0; copy && n < ds->nkept; n++)
+	{
+		memcpy(p, ds->kept[n], ds->keptlen[n]);
+		p += ds->keptlen[n];
+	}
 	for (uint64 i = 0; i <= ds->speed.mask; i++)
 	{
 		Group	   *g = ds->speed.groups[i];
 		uint64		h;
 
-		if (ds->speed.tags[i] == 0)
+		if (ds->speed.tags[i] == 0 || (copy && !g->matched))
 			continue;
 		h = delta_group_hash(ds, g);
 		memcpy(p, &h, sizeof(uint64));
