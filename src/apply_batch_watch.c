@@ -199,47 +199,32 @@ batch_watch_release(Oid batch)
 					  SPI_OK_UTILITY, NULL);
 }
 
+/* a row of serving_layer_batch_dirty for the target *arg */
+static bool
+target_row(HeapTuple tup, TupleDesc desc, const void *arg)
+{
+	const TargetName *target = arg;
+	bool		isnull1;
+	bool		isnull2;
+	Datum		schema = heap_getattr(tup, 1, desc, &isnull1);
+	Datum		name = heap_getattr(tup, 2, desc, &isnull2);
+
+	return !isnull1 && !isnull2 &&
+		namestrcmp(DatumGetName(schema), target->schema) == 0 &&
+		namestrcmp(DatumGetName(name), target->name) == 0;
+}
+
 /*
  * batch_watch_logged
  *		Whether the log has a row for the target that snapshot sees; with
  *		consume, delete every such row (the refresh read the batch table
- *		and has seen their changes).  Read and deleted with the table AM
- *		under that snapshot, as apply_watch_logged() does: a row committed
- *		after it must stay.
+ *		and has seen their changes).
  */
 bool
 batch_watch_logged(const TargetName *target, Snapshot snapshot, bool consume)
 {
-	Oid			logid = get_relname_relid("serving_layer_batch_dirty",
-										  sl_extension_schema());
-	Relation	log;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
-
-	if (!OidIsValid(logid))
-		elog(ERROR, "could not find relation serving_layer_batch_dirty");
-	log = table_open(logid, consume ? RowExclusiveLock : AccessShareLock);
-	scan = table_beginscan(log, snapshot, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull1;
-		bool		isnull2;
-		Datum		schema = heap_getattr(tup, 1, RelationGetDescr(log), &isnull1);
-		Datum		name = heap_getattr(tup, 2, RelationGetDescr(log), &isnull2);
-
-		if (isnull1 || isnull2 ||
-			namestrcmp(DatumGetName(schema), target->schema) != 0 ||
-			namestrcmp(DatumGetName(name), target->name) != 0)
-			continue;
-		found = true;
-		if (!consume)
-			break;
-		simple_heap_delete(log, &tup->t_self);
-	}
-	table_endscan(scan);
-	table_close(log, NoLock);
-	return found;
+	return apply_watch_log_scan("serving_layer_batch_dirty", target_row,
+								target, snapshot, consume);
 }
 
 /* one SPI statement on the log with the parameter $1 of type argtype */

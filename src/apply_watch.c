@@ -170,33 +170,30 @@ apply_watch_set(Oid relid, bool watch)
 }
 
 /*
- * apply_watch_logged
- *		Whether the log has an entry for relid that snapshot sees; with
- *		consume, delete every such entry (the whole comparison has seen
- *		their changes).  Read and deleted with the table AM under that
- *		snapshot, not through SPI, whose statements may take newer
- *		snapshots: an entry committed after it must stay.
+ * apply_watch_log_scan
+ *		Whether the log table logname has a row for which match(tuple,
+ *		desc, arg) holds that snapshot sees; with consume, delete every such
+ *		row (the refresh has seen their changes).  Read and deleted with the
+ *		table AM under that snapshot, not through SPI, whose statements may
+ *		take newer snapshots: a row committed after it must stay.
  */
 bool
-apply_watch_logged(Oid relid, Snapshot snapshot, bool consume)
+apply_watch_log_scan(const char *logname, WatchLogMatch match, const void *arg,
+					 Snapshot snapshot, bool consume)
 {
-	Oid			logid = get_relname_relid("serving_layer_apply_dirty",
-										  sl_extension_schema());
+	Oid			logid = get_relname_relid(logname, sl_extension_schema());
 	Relation	log;
 	TableScanDesc scan;
 	HeapTuple	tup;
 	bool		found = false;
 
 	if (!OidIsValid(logid))
-		elog(ERROR, "could not find relation serving_layer_apply_dirty");
+		elog(ERROR, "could not find relation %s", logname);
 	log = table_open(logid, consume ? RowExclusiveLock : AccessShareLock);
 	scan = table_beginscan(log, snapshot, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		bool		isnull;
-		Datum		d = heap_getattr(tup, 1, RelationGetDescr(log), &isnull);
-
-		if (isnull || DatumGetObjectId(d) != relid)
+		if (!match(tup, RelationGetDescr(log), arg))
 			continue;
 		found = true;
 		if (!consume)
@@ -206,4 +203,27 @@ apply_watch_logged(Oid relid, Snapshot snapshot, bool consume)
 	table_endscan(scan);
 	table_close(log, NoLock);
 	return found;
+}
+
+/* a row of serving_layer_apply_dirty for the serving table *arg */
+static bool
+serving_row(HeapTuple tup, TupleDesc desc, const void *arg)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, 1, desc, &isnull);
+
+	return !isnull && DatumGetObjectId(d) == *(const Oid *) arg;
+}
+
+/*
+ * apply_watch_logged
+ *		Whether the log has an entry for relid that snapshot sees; with
+ *		consume, delete every such entry (the whole comparison has seen
+ *		their changes).
+ */
+bool
+apply_watch_logged(Oid relid, Snapshot snapshot, bool consume)
+{
+	return apply_watch_log_scan("serving_layer_apply_dirty", serving_row,
+								&relid, snapshot, consume);
 }

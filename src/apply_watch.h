@@ -10,6 +10,8 @@
 #ifndef SL_APPLY_WATCH_H
 #define SL_APPLY_WATCH_H
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "utils/snapshot.h"
 
 /* the name of the statement trigger that logs other changes */
@@ -21,5 +23,12 @@ extern bool apply_watch_trigger(Oid relid, const char *name,
 extern void apply_watch_set(Oid relid, bool watch);
 extern bool apply_watch_current(Oid relid, int64 *version);
 extern bool apply_watch_logged(Oid relid, Snapshot snapshot, bool consume);
+
+/* whether a row of a log table is one a refresh looks for */
+typedef bool (*WatchLogMatch) (HeapTuple tuple, TupleDesc desc,
+							   const void *arg);
+extern bool apply_watch_log_scan(const char *logname, WatchLogMatch match,
+								 const void *arg, Snapshot snapshot,
+								 bool consume);
 
 #endif							/* SL_APPLY_WATCH_H */
