@@ -10,6 +10,9 @@
 #   floor       CREATE TABLE x AS SELECT * FROM batch_layer (plain copy)
 #   apply 1%    the speed rows of 1 % of the keys changed, then an 'apply'
 #               refresh
+#   apply new   speed rows for 1 % of the keys inserted, batch keys the speed
+#               layer did not have (the refresh takes their batch values
+#               from their serving rows), then 'apply'
 #   apply 10%   every speed row changed (10 % of the keys), then 'apply'
 #   apply all   the batch reloaded with new values for every key
 #               (TRUNCATE + INSERT), then 'apply' (which compares in full:
@@ -24,7 +27,8 @@
 # The changes themselves are not timed; each timed statement runs in a new
 # session after a CHECKPOINT; the serving table is vacuumed (untimed) before
 # each run, and the dead tuples each 'apply' run leaves are counted
-# (pgstattuple) and reported.  The refresh's verbose lines say where its
+# (pgstattuple) and reported, as is the WAL each timed statement wrote
+# (pg_current_wal_lsn() before and after).  The refresh's verbose lines say where its
 # time goes (scan of the serving table; merge and changes).  Raw logs and
 # the report go to test/bench/out/apply/.
 #
@@ -48,7 +52,7 @@ while [ $# -gt 0 ]; do
 	--runs) RUNS=$2; shift ;;
 	--sizes) read -r -a SIZES <<<"$2"; shift ;;
 	--append) APPEND=1 ;;
-	-h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 	shift
@@ -103,6 +107,9 @@ change_sql() {
 	case "$1" in
 	1pct) echo "UPDATE speed_layer SET \"count(id)\" = \"count(id)\" + 1
 		WHERE (hashtext(location) & 1023) < 102;" ;;
+	new1pct) echo "INSERT INTO speed_layer SELECT b.location, 1, 1, 1, 1
+		FROM batch_layer b WHERE ((hashtext(b.location) >> 10) & 1023) BETWEEN $((10 * $2)) AND $((10 * $2 + 9))
+		AND NOT EXISTS (SELECT FROM speed_layer s WHERE s.location = b.location);" ;;
 	10pct) echo 'UPDATE speed_layer SET "count(id)" = "count(id)" + 1;' ;;
 	all) echo "BEGIN; CREATE TEMP TABLE nb AS SELECT location, count_id + 1 AS count_id,
 		sum_followers_count, sum_favorite_count, sum_retweet_count FROM batch_layer;
@@ -113,13 +120,15 @@ change_sql() {
 # Time one run of method $2 (floor, apply, swap, mv) at N=$1 after change $3;
 # append to $RUNS_TSV and print the seconds.
 timed_run() {
-	local n=$1 m=$2 ch=$3 run=$4 f secs dead=- changed=-
+	local n=$1 m=$2 ch=$3 run=$4 f secs dead=- changed=- wal
 	f=$RAW/${n}_${m}_${ch}_${run}.log
 	if [ "$m" != floor ]; then
-		bq -c "$(change_sql "$ch")" >/dev/null
+		bq -c "$(change_sql "$ch" "$run")" >/dev/null
 		bq -c 'VACUUM speed_layer, batch_layer' >/dev/null
 	fi
 	bq -c 'VACUUM s_apply' -c 'CHECKPOINT' >/dev/null
+	{
+	printf '%s\n' "SELECT pg_current_wal_lsn() AS l0 \\gset"
 	case "$m" in
 	floor) printf '%s\n' '\timing on' 'CREATE TABLE x AS SELECT * FROM batch_layer;' ;;
 	apply) printf '%s\n' 'SET serving_layer."verbose" = on;' '\timing on' \
@@ -127,10 +136,13 @@ timed_run() {
 	swap) printf '%s\n' 'SET serving_layer."verbose" = on;' '\timing on' \
 		"SELECT output_rows FROM serving_layer_refresh('s_swap');" ;;
 	mv) printf '%s\n' '\timing on' 'REFRESH MATERIALIZED VIEW CONCURRENTLY mv;' ;;
-	esac >"$f.sql"
+	esac
+	printf '%s\n' '\timing off' "SELECT 'wal ' || pg_wal_lsn_diff(pg_current_wal_lsn(), :'l0');"
+	} >"$f.sql"
 	"$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 -f "$f.sql" >"$f" 2>&1 ||
 		{ cat "$f" >&2; die "$m failed at N=$n (output above, in $f)"; }
 	secs=$(timing_seconds "$f")
+	wal=$(sed -n 's/^wal //p' "$f")
 	case "$m" in
 	floor) bq -c 'DROP TABLE x' >/dev/null ;;
 	apply)
@@ -138,7 +150,7 @@ timed_run() {
 		dead=$(bq -c "SELECT dead_tuple_count FROM pgstattuple('s_apply')")
 		;;
 	esac
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$m" "$ch" "$run" "$secs" "$changed" "$dead" >>"$RUNS_TSV"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$m" "$ch" "$run" "$secs" "$changed" "$dead" "$wal" >>"$RUNS_TSV"
 	printf '%s\n' "$secs"
 }
 
@@ -151,11 +163,18 @@ med() {
 # The same for a count: a whole number.
 imed() { med "$@" | sed 's/\.000$//'; }
 
+# Median WAL written (column 8), in MB, of method $2 / change $3 at N=$1.
+wal_mb() {
+	awk -F'\t' -v n="$1" -v m="$2" -v c="$3" \
+		'$1 == n && $2 == m && $3 == c && $8 != "" {printf "%.3f\n", $8 / 1048576}' "$RUNS_TSV" |
+		median | awk '{printf "%.0f", $1}'
+}
+
 for n in "${SIZES[@]}"; do
 	log "N=$(human "$n"): setup"
 	setup "$n"
 	for run in $(seq 1 "$RUNS"); do
-		for ch in 1pct 10pct all; do
+		for ch in 1pct new1pct 10pct all; do
 			log "N=$(human "$n") run $run: floor, apply $ch"
 			timed_run "$n" floor - "$run" >/dev/null
 			timed_run "$n" apply "$ch" "$run" >/dev/null
@@ -185,27 +204,29 @@ report() {
 	echo "Medians of $RUNS runs, seconds; ratios to the plain copy (floor) of the same N."
 	echo "Changed rows and dead tuples left (pgstattuple, after the run) of the 'apply' runs."
 	echo
-	echo "| N | floor (copy) | apply 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | changed 1 % / 10 % / all | dead tuples 1 % / 10 % / all |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| N | floor (copy) | apply 1 % | apply new 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | 1 % / floor | new 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / new / 10 % / all |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for n in "${SIZES[@]}"; do
 		floor=$(med "$n" floor -)
 		a1=$(med "$n" apply 1pct)
+		an=$(med "$n" apply new1pct)
 		a10=$(med "$n" apply 10pct)
 		aall=$(med "$n" apply all)
 		sw=$(med "$n" swap 1pct)
 		mv=$(med "$n" mv 1pct)
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s |\n' \
-			"$(human "$n")" "$floor" "$a1" "$a10" "$aall" "$sw" "$mv" \
-			"$(ratio "$a1" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" \
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s / %s |\n' \
+			"$(human "$n")" "$floor" "$a1" "$an" "$a10" "$aall" "$sw" "$mv" \
+			"$(ratio "$a1" "$floor")" "$(ratio "$an" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" \
 			"$(ratio "$sw" "$floor")" "$(ratio "$mv" "$floor")" \
-			"$(imed "$n" apply 1pct 6)" "$(imed "$n" apply 10pct 6)" "$(imed "$n" apply all 6)" \
-			"$(imed "$n" apply 1pct 7)" "$(imed "$n" apply 10pct 7)" "$(imed "$n" apply all 7)"
+			"$(imed "$n" apply 1pct 6)" "$(imed "$n" apply new1pct 6)" "$(imed "$n" apply 10pct 6)" "$(imed "$n" apply all 6)" \
+			"$(imed "$n" apply 1pct 7)" "$(imed "$n" apply new1pct 7)" "$(imed "$n" apply 10pct 7)" "$(imed "$n" apply all 7)" \
+			"$(wal_mb "$n" floor -)" "$(wal_mb "$n" apply 1pct)" "$(wal_mb "$n" apply new1pct)" "$(wal_mb "$n" apply 10pct)" "$(wal_mb "$n" apply all)"
 	done
 	echo
 	echo "Where an 'apply' refresh's time goes (progress lines of the last run at each N):"
 	echo
 	for n in "${SIZES[@]}"; do
-		for ch in 1pct 10pct all; do
+		for ch in 1pct new1pct 10pct all; do
 			echo "- $(human "$n") $ch: $(grep -h -o 'refresh of s_apply: .*' "$RAW/${n}_apply_${ch}_${RUNS}.log" | sed 's/refresh of s_apply: //' | paste -sd ';' -)"
 		done
 	done
