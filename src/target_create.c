@@ -14,6 +14,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 
 #include "apply_watch.h"
 #include "catalog.h"
@@ -21,6 +22,13 @@
 #include "target.h"
 #include "target_create.h"
 #include "util.h"
+
+/*
+ * The fillfactor of a serving table a refresh in mode 'apply' creates: a
+ * tenth of each page left free, as much as a refresh that changes a tenth
+ * of the rows needs to update them all in place.
+ */
+#define APPLY_FILLFACTOR	90
 
 /*
  * role_name
@@ -72,9 +80,20 @@ target_lock_or_create(const MergePlan *plan, const Definition *def)
 		CommandCounterIncrement();
 		relid = RangeVarGetRelidExtended(rv, ShareUpdateExclusiveLock, 0,
 										 NULL, NULL);
-		/* a new table in mode 'apply' is watched (apply_watch.c) */
+		/*
+		 * A new table in mode 'apply' is watched (apply_watch.c), and keeps
+		 * room on its pages for the refreshes' UPDATEs: an updated row that
+		 * fits on its page is a HOT update, which adds no index entry.
+		 */
 		if (def->mode == REFRESH_MODE_APPLY)
+		{
+			(void) sl_spi_run(psprintf("ALTER TABLE %s SET (fillfactor = %d)",
+									   quote_qualified_identifier(target->schema,
+																  target->name),
+									   APPLY_FILLFACTOR),
+							  SPI_OK_UTILITY, &call);
 			apply_watch_set(relid, true);
+		}
 	}
 
 	owner = sl_relation_owner(relid);
