@@ -14,6 +14,8 @@
 #   BENCH_PORT   TCP port on 127.0.0.1 (default 55480)
 #   BENCH_USER   OS user that runs the cluster (default postgres; initdb
 #                refuses root)
+#   BENCH_AUTOGROUP_NICE  nice value of the cluster's scheduler autogroup
+#                (see bench_autogroup_nice)
 
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
@@ -81,9 +83,28 @@ bench_start_cluster() {
 		die "the benchmark server did not start (server log above: $log)"
 	}
 	export PGHOST=127.0.0.1 PGPORT=$BENCH_PORT PGUSER=postgres PGDATABASE=bench SL_CLUSTER_DIR
+	bench_autogroup_nice "$(head -n 1 "$data/postmaster.pid")"
 	sl_psql -q -d postgres -c 'CREATE DATABASE bench' >/dev/null
 	sl_psql -q -c 'CREATE EXTENSION serving_layer' >/dev/null
 	say "benchmark cluster up on 127.0.0.1:$BENCH_PORT (data in $data, as OS user $SL_RUN_USER)"
+}
+
+# With BENCH_AUTOGROUP_NICE set, give the scheduler autogroup of the
+# postmaster $1 (pg_ctl starts it in a session of its own, and its backends
+# share that session) that nice value (-20 .. 19; below 0 needs root).  Where
+# the kernel groups tasks by session (kernel.sched_autogroup_enabled = 1),
+# a process's own nice value only orders it within its session: other
+# sessions' work run under `nice -n 19` still takes an equal share of the
+# CPU from the benchmark, unless the benchmark's autogroup is favoured.
+bench_autogroup_nice() {
+	[ -n "${BENCH_AUTOGROUP_NICE:-}" ] || return 0
+	if [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" != 1 ]; then
+		say "scheduler autogroups are off: BENCH_AUTOGROUP_NICE ignored"
+		return 0
+	fi
+	echo "$BENCH_AUTOGROUP_NICE" >"/proc/$1/autogroup" ||
+		die "could not set the autogroup nice value of the postmaster ($1) to $BENCH_AUTOGROUP_NICE"
+	say "benchmark cluster's $(cat "/proc/$1/autogroup")"
 }
 
 # The server log of the benchmark cluster.
@@ -110,6 +131,7 @@ bench_machine() {
 	echo
 	echo "- CPU: $cpu, $cores cores ($(grep -c ^processor /proc/cpuinfo) logical)"
 	echo "- RAM: $mem; kernel $kernel; $(systemd-detect-virt 2>/dev/null || echo unknown) virtualization"
+	echo "- scheduler: autogroups $( [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ] && echo on || echo off); the benchmark cluster's autogroup nice ${BENCH_AUTOGROUP_NICE:-0}"
 	echo "- disk: $(df -h "$SL_CLUSTER_DIR" | awk 'NR==2 {print $1 ", " $2 " (" $4 " free)"}') for the data directory"
 	echo "- server: $(bq -c 'SHOW server_version'), locale C, UTF8"
 	echo "- settings: $(bq -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
