@@ -10,7 +10,10 @@
 -- only a few speed keys had moved.  Now the batch table carries a statement
 -- trigger that logs which statements changed it, and a refresh whose batch
 -- table nobody changed since the last one merges the changed keys with the
--- batch values the last refresh kept.  The SQL interface is unchanged.
+-- batch values the last refresh kept.  And the classic layout's half-loaded
+-- batch check compares with the last successful refresh of the same schema's
+-- serving_layer (the history names every classic refresh "serving_layer").
+-- The SQL interface is unchanged.
 --
 
 --
@@ -46,3 +49,16 @@ BEGIN
 	RETURN NULL;
 END
 $$;
+
+--
+-- The batch rows of the last successful refresh of the classic layout
+-- (no definition: serving_layer from batch_layer and speed_layer found
+-- through search_path), per schema of its serving table, for the
+-- half-loaded batch check (batch_guard.c).  A schema without a row here
+-- falls back to the history, as before 1.4.  Internal; not dumped.
+--
+CREATE TABLE serving_layer_classic_state (
+	target_schema	name PRIMARY KEY,
+	last_batch_rows bigint NOT NULL
+);
+REVOKE ALL ON serving_layer_classic_state FROM PUBLIC;

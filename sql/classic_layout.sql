@@ -142,6 +142,24 @@ INSERT INTO classic_layout_other.speed_layer VALUES ('Oslo', 1, 1, 1, 1);
 SELECT * FROM serving_layer_refresh();
 SELECT * FROM classic_layout_other.serving_layer ORDER BY location;
 SELECT count(*) FROM classic_layout.serving_layer;
+
+-- The half-loaded batch check compares with the last successful refresh of
+-- the same schema's serving_layer (the history names both "serving_layer"):
+-- 100 batch rows here, then the 3 of classic_layout are not refused; a
+-- batch here cut to 10 of its 100 rows is (55000).
+SET serving_layer.min_batch_fraction = 0.5;
+INSERT INTO classic_layout_other.batch_layer
+	SELECT 'Town ' || g, 1, 1, 1, 1 FROM generate_series(2, 100) g;
+SELECT target, batch_rows, status FROM serving_layer_refresh();
+SET search_path = classic_layout, public;
+SELECT target, batch_rows, status FROM serving_layer_refresh();
+SET search_path = classic_layout_other, classic_layout, public;
+DELETE FROM classic_layout_other.batch_layer WHERE location > 'Town 17';
+\set VERBOSITY terse
+SELECT target, batch_rows, status FROM serving_layer_refresh();
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+SET serving_layer.min_batch_fraction = 0;
 SET search_path = classic_layout, public;
 
 --------------------------------------------------------------------------

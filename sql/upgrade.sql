@@ -204,10 +204,13 @@ SELECT extname, extversion, extrelocatable, extnamespace::regnamespace
 FROM pg_extension WHERE extname = 'serving_layer';
 
 -- what changed: mode 'apply' puts a watch trigger on batch tables too, whose
--- function logs their changes per target; nothing else
+-- function logs their changes per target, and the classic layout's batch
+-- rows are kept per schema; nothing else
 SELECT function, arguments, result, kind, vol, strict, par, secdef, public_exec
 FROM sl_functions WHERE function = 'serving_layer_watch_batch';
-SELECT * FROM sl_relations WHERE relation = 'serving_layer_batch_dirty';
+SELECT * FROM sl_relations
+WHERE relation IN ('serving_layer_batch_dirty', 'serving_layer_classic_state')
+ORDER BY relation COLLATE "C";
 
 -- the definitions made under 1.1 show their layers by name; the orphan
 -- keeps the OID it had as its name

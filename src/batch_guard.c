@@ -12,7 +12,8 @@
  * disables the check.  A definition records those rows in its catalog row
  * (the history's target names are not unique across schemas, and the
  * history may be pruned); the classic layout, which has no catalog row,
- * reads them from serving_layer_history.
+ * records them per schema in serving_layer_classic_state (1.4), and reads
+ * them from serving_layer_history for a schema that has no row there yet.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +22,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "batch_guard.h"
 #include "merge_sql.h"
@@ -76,16 +78,87 @@ last_batch_rows(const char *target)
 	return result;
 }
 
+/* an SPI call naming the classic serving table's schema as $1 */
+static void
+classic_call(SpiCall *call, const TargetName *target, Oid *types,
+			 Datum *values)
+{
+	memset(call, 0, sizeof(SpiCall));
+	call->run_as = sl_relation_owner(get_relname_relid("serving_layer_classic_state",
+													   sl_extension_schema()));
+	call->nargs = 1;
+	call->argtypes = types;
+	call->values = values;
+	types[0] = NAMEOID;
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(target->schema));
+}
+
+/*
+ * classic_batch_rows
+ *		The batch rows of the last successful refresh of the classic layout
+ *		in the target's schema, -1 when none was recorded there, -2 when
+ *		none was recorded at all (an extension updated from 1.3 since: the
+ *		history then tells).
+ */
+static int64
+classic_batch_rows(const TargetName *target)
+{
+	Oid			types[2];
+	Datum		values[2];
+	int64		result = -1;
+	SpiCall		call;
+
+	classic_call(&call, target, types, values);
+	call.read_only = true;
+	call.row_fn = int64_from_tuple;
+	call.row_arg = &result;
+	(void) sl_spi_run(psprintf("SELECT coalesce((SELECT last_batch_rows FROM %s"
+							   " WHERE target_schema OPERATOR(pg_catalog.=) $1),"
+							   " CASE WHEN EXISTS (SELECT FROM %s) THEN -1 ELSE -2 END)",
+							   sl_qualified("serving_layer_classic_state"),
+							   sl_qualified("serving_layer_classic_state")),
+					  SPI_OK_SELECT, &call);
+	return result;
+}
+
+/*
+ * batch_guard_record_classic
+ *		Record the batch rows of a successful refresh of the classic layout,
+ *		for the next one in the same schema.
+ */
+void
+batch_guard_record_classic(const TargetName *target, int64 batch_rows)
+{
+	Oid			types[2];
+	Datum		values[2];
+	SpiCall		call;
+
+	classic_call(&call, target, types, values);
+	call.nargs = 2;
+	types[1] = INT8OID;
+	values[1] = Int64GetDatum(batch_rows);
+	(void) sl_spi_run(psprintf("INSERT INTO %s AS c VALUES ($1, $2)"
+							   " ON CONFLICT (target_schema) DO UPDATE"
+							   " SET last_batch_rows = excluded.last_batch_rows",
+							   sl_qualified("serving_layer_classic_state")),
+					  SPI_OK_INSERT, &call);
+}
+
 /*
  * last_refresh_rows
  *		The batch rows of the target's last successful refresh, or -1: a
- *		definition records them; the classic layout has only its history.
+ *		definition records them; the classic layout per schema, or, when
+ *		no schema's was recorded yet, its history.
  */
 static int64
 last_refresh_rows(const Definition *def)
 {
-	return def->batch_name != NULL ? def->last_batch_rows :
-		last_batch_rows(def->target->display);
+	int64		rows;
+
+	if (def->batch_name != NULL)
+		return def->last_batch_rows;
+	rows = classic_batch_rows(def->target);
+	return rows != -2 ? rows : last_batch_rows(def->target->display);
 }
 
 /*

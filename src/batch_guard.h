@@ -14,6 +14,8 @@
 #include "merge_types.h"
 
 extern void batch_guard_check(const Definition *def, int64 batch_rows);
+extern void batch_guard_record_classic(const TargetName *target,
+									   int64 batch_rows);
 extern void batch_guard_check_first(const Definition *def,
 									const MergePlan *plan);
 

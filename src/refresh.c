@@ -448,6 +448,8 @@ refresh_change(RefreshRun *run, RefreshJob *job, List **deferred)
 		CommandCounterIncrement();
 		live_view_update(job->def, job->plan, false);
 	}
+	else
+		batch_guard_record_classic(job->def->target, result->batch_rows);
 	history_record(job->def->target->display, job->started_at, "ok",
 				   result->batch_rows, result->speed_rows,
 				   result->output_rows, result->boundary,
