@@ -144,6 +144,11 @@ batch_watch_ensure(Oid batch)
 		pg_class_aclcheck(batch, GetUserId(), ACL_TRIGGER) != ACLCHECK_OK ||
 		!ConditionalLockRelationOid(batch, ShareRowExclusiveLock))
 		return;
+	/* once more under the lock: another refresh may have made it meanwhile */
+	(void) apply_watch_trigger(batch, BATCH_WATCH_TRIGGER, NULL, &version,
+							   &exists, NULL);
+	if (exists)
+		return;
 	table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(batch)),
 									   get_rel_name(batch));
 	(void) sl_spi_run(psprintf("CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s"
@@ -191,6 +196,11 @@ batch_watch_release(Oid batch)
 				   SPI_OK_SELECT, &call) > 0)
 		return;
 	if (!ConditionalLockRelationOid(batch, AccessExclusiveLock))
+		return;
+	/* once more under the lock: another session may have dropped it */
+	(void) apply_watch_trigger(batch, BATCH_WATCH_TRIGGER, NULL, &version,
+							   &exists, NULL);
+	if (!exists)
 		return;
 	(void) sl_spi_run(psprintf("DROP TRIGGER %s ON %s",
 							   quote_identifier(BATCH_WATCH_TRIGGER),
