@@ -365,12 +365,17 @@ changed_row(TupleTableSlot *slot, void *arg)
 	ItemPointerData tid;
 
 	CHECK_FOR_INTERRUPTS();
-	if (!lookup_fetch(ds->lookup, slot, changes_oldslot(ch)))
+	/* serving_part() may have looked the key up already */
+	if (ds->looked_up == LOOKED_UP_NONE ||
+		(ds->looked_up == LOOKED_UP_NOT &&
+		 !lookup_fetch(ds->lookup, slot, changes_oldslot(ch))))
 	{
+		ds->looked_up = LOOKED_UP_NOT;
 		if (!ds->deleting)
 			changes_insert(ch, slot);
 		return;
 	}
+	ds->looked_up = LOOKED_UP_NOT;
 	tid = changes_oldslot(ch)->tts_tid;
 	if (ds->deleting)
 		changes_delete(ch, &tid, false);
@@ -467,6 +472,8 @@ serving_part(DeltaScan *ds, Group *sg)
 	}
 	ExecStoreVirtualTuple(key);
 	exists = lookup_fetch(ds->lookup, key, found);
+	/* the row just found is the one changed_row() compares with */
+	ds->looked_up = exists ? LOOKED_UP_FOUND : LOOKED_UP_NONE;
 	if (exists)
 	{
 		/* the key as the batch rows have it, as the C merge writes it */

@@ -74,6 +74,13 @@ struct DeltaScan
 	TupleTableSlot *keyslot;	/* a key to look up, of the serving type */
 	AttrNumber *servatt;		/* per column: serving attribute, 0-based */
 	bool		deleting;
+	/* the next row's key: not looked up yet, found (in the old slot), none */
+	enum
+	{
+		LOOKED_UP_NOT,
+		LOOKED_UP_FOUND,
+		LOOKED_UP_NONE
+	}			looked_up;
 };
 
 /* apply_delta_state.c */
