@@ -197,7 +197,8 @@ SQL
 # Mode 'apply': the same rows, applied in place as row changes (for hot
 # standbys, logical subscribers, row triggers).  With a unique index on the
 # key, a refresh after the first follows the change: only the locations whose
-# speed rows changed are recomputed and looked up.
+# speed rows changed are recomputed and looked up, and the batch layer is not
+# read (the watch trigger define put on batch_layer logged no change).
 heading "7. version 2: mode 'apply' follows the change"
 demo_psql <<'SQL'
 CREATE UNIQUE INDEX ON serving_layer (location);
