@@ -217,6 +217,10 @@ init_cluster() {
 }
 
 # Start a throwaway cluster; exports PGHOST, PGPORT, PGUSER and SL_CLUSTER_DIR.
+# Every refresh transaction starts a history worker that waits for it to end
+# (history_worker.c): on a starved machine they end slower than tests start
+# them (seen: casts_overflow on PostgreSQL 18 warned that no worker slot was
+# free, with 16), hence 32 slots.
 # SERVING_LAYER_PRELOAD, when set, becomes shared_preload_libraries; the file
 # test/cluster.conf, when the tree has one, is appended to postgresql.conf.
 start_cluster() {
@@ -227,7 +231,7 @@ start_cluster() {
 		# added by test/lib/common.sh for a throwaway test cluster
 		listen_addresses = '127.0.0.1'
 		unix_socket_directories = '$SL_CLUSTER_DIR'
-		max_worker_processes = 16
+		max_worker_processes = 32
 		fsync = off
 		log_line_prefix = '%m [%p] %q%a '
 	EOF
