@@ -11,6 +11,9 @@
 #   floor       CREATE TABLE x AS SELECT * FROM batch_layer (plain copy)
 #   apply 1%    the speed rows of 1 % of the keys changed, then an 'apply'
 #               refresh
+#   apply 1% warm  the same change again right after, without the CHECKPOINT
+#               (a refresh every few minutes mostly finds its pages already
+#               logged whole since the last checkpoint)
 #   apply new   speed rows for 1 % of the keys inserted, batch keys the speed
 #               layer did not have (the refresh takes their batch values
 #               from their serving rows), then 'apply'
@@ -53,7 +56,7 @@ while [ $# -gt 0 ]; do
 	--runs) RUNS=$2; shift ;;
 	--sizes) read -r -a SIZES <<<"$2"; shift ;;
 	--append) APPEND=1 ;;
-	-h | --help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 	shift
@@ -107,7 +110,7 @@ setup() {
 # The untimed change before a run of scenario $1.
 change_sql() {
 	case "$1" in
-	1pct) echo "UPDATE speed_layer SET \"count(id)\" = \"count(id)\" + 1
+	1pct | 1pct_warm) echo "UPDATE speed_layer SET \"count(id)\" = \"count(id)\" + 1
 		WHERE (hashtext(location) & 1023) < 102;" ;;
 	new1pct) echo "INSERT INTO speed_layer SELECT b.location, 1, 1, 1, 1
 		FROM batch_layer b WHERE ((hashtext(b.location) >> 10) & 1023) BETWEEN $((10 * $2)) AND $((10 * $2 + 9))
@@ -128,7 +131,11 @@ timed_run() {
 		bq -c "$(change_sql "$ch" "$run")" >/dev/null
 		bq -c 'VACUUM speed_layer, batch_layer' >/dev/null
 	fi
-	bq -c 'VACUUM s_apply' -c 'CHECKPOINT' >/dev/null
+	if [ "$ch" = 1pct_warm ]; then
+		bq -c 'VACUUM s_apply' >/dev/null
+	else
+		bq -c 'VACUUM s_apply' -c 'CHECKPOINT' >/dev/null
+	fi
 	{
 	printf '%s\n' "SELECT pg_current_wal_lsn() AS l0 \\gset"
 	case "$m" in
@@ -180,6 +187,7 @@ for n in "${SIZES[@]}"; do
 			log "N=$(human "$n") run $run: floor, apply $ch"
 			timed_run "$n" floor - "$run" >/dev/null
 			timed_run "$n" apply "$ch" "$run" >/dev/null
+			[ "$ch" = 1pct ] && timed_run "$n" apply 1pct_warm "$run" >/dev/null
 		done
 		log "N=$(human "$n") run $run: swap, mv (1 %)"
 		timed_run "$n" floor - "$run" >/dev/null
@@ -206,29 +214,30 @@ report() {
 	echo "Medians of $RUNS runs, seconds; ratios to the plain copy (floor) of the same N."
 	echo "Changed rows and dead tuples left (pgstattuple, after the run) of the 'apply' runs."
 	echo
-	echo "| N | floor (copy) | apply 1 % | apply new 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | 1 % / floor | new 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / new / 10 % / all |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| N | floor (copy) | apply 1 % | apply 1 % warm | apply new 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | 1 % / floor | 1 % warm / floor | new 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / 1 % warm / new / 10 % / all |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for n in "${SIZES[@]}"; do
 		floor=$(med "$n" floor -)
 		a1=$(med "$n" apply 1pct)
+		aw=$(med "$n" apply 1pct_warm)
 		an=$(med "$n" apply new1pct)
 		a10=$(med "$n" apply 10pct)
 		aall=$(med "$n" apply all)
 		sw=$(med "$n" swap 1pct)
 		mv=$(med "$n" mv 1pct)
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s / %s |\n' \
-			"$(human "$n")" "$floor" "$a1" "$an" "$a10" "$aall" "$sw" "$mv" \
-			"$(ratio "$a1" "$floor")" "$(ratio "$an" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" \
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s / %s / %s |\n' \
+			"$(human "$n")" "$floor" "$a1" "$aw" "$an" "$a10" "$aall" "$sw" "$mv" \
+			"$(ratio "$a1" "$floor")" "$(ratio "$aw" "$floor")" "$(ratio "$an" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" \
 			"$(ratio "$sw" "$floor")" "$(ratio "$mv" "$floor")" \
 			"$(imed "$n" apply 1pct 6)" "$(imed "$n" apply new1pct 6)" "$(imed "$n" apply 10pct 6)" "$(imed "$n" apply all 6)" \
 			"$(imed "$n" apply 1pct 7)" "$(imed "$n" apply new1pct 7)" "$(imed "$n" apply 10pct 7)" "$(imed "$n" apply all 7)" \
-			"$(wal_mb "$n" floor -)" "$(wal_mb "$n" apply 1pct)" "$(wal_mb "$n" apply new1pct)" "$(wal_mb "$n" apply 10pct)" "$(wal_mb "$n" apply all)"
+			"$(wal_mb "$n" floor -)" "$(wal_mb "$n" apply 1pct)" "$(wal_mb "$n" apply 1pct_warm)" "$(wal_mb "$n" apply new1pct)" "$(wal_mb "$n" apply 10pct)" "$(wal_mb "$n" apply all)"
 	done
 	echo
 	echo "Where an 'apply' refresh's time goes (progress lines of the last run at each N):"
 	echo
 	for n in "${SIZES[@]}"; do
-		for ch in 1pct new1pct 10pct all; do
+		for ch in 1pct 1pct_warm new1pct 10pct all; do
 			echo "- $(human "$n") $ch: $(grep -h -o 'refresh of s_apply: .*' "$RAW/${n}_apply_${ch}_${RUNS}.log" | sed 's/refresh of s_apply: //' | paste -sd ';' -)"
 		done
 	done
