@@ -163,7 +163,7 @@ scan_serving(FullCompare *st)
 								MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	for (uint64 n = 0; n < st->nrows; n++)
 	{
-		uint64		i = st->rows[n].keyhash & st->mask;
+		uint64		i = sl_mix64(st->rows[n].keyhash) & st->mask;
 
 		while (st->slots[i] != 0)
 			i = (i + 1) & st->mask;
@@ -231,7 +231,8 @@ apply_row(TupleTableSlot *slot, void *arg)
 		st->next++;
 		found = true;
 	}
-	for (i = kh & st->mask; !found && st->slots[i] != 0; i = (i + 1) & st->mask)
+	for (i = sl_mix64(kh) & st->mask; !found && st->slots[i] != 0;
+		 i = (i + 1) & st->mask)
 	{
 		if (match_row(st, &st->rows[st->slots[i] - 1], slot, kh, ih))
 		{

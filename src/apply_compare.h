@@ -13,6 +13,7 @@
 #include "fmgr.h"
 #include "utils/relcache.h"
 
+#include "hash_mix.h"
 #include "merge_types.h"
 
 /* The serving table's row layout and its key columns' functions. */
@@ -26,22 +27,6 @@ typedef struct RowShape
 	FmgrInfo   *keyeq;			/* their equality functions */
 	Oid		   *keycoll;
 } RowShape;
-
-/*
- * sl_mix64
- *		A 64-bit finalizer (splitmix64's), for hashing a value passed by
- *		value in one step.
- */
-static inline uint64
-sl_mix64(uint64 x)
-{
-	x ^= x >> 30;
-	x *= UINT64CONST(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64CONST(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return x;
-}
 
 extern uint64 sl_image_hash(Datum value, bool byval, int16 len,
 							   uint64 seed);

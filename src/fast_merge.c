@@ -170,7 +170,8 @@ keys_flush(FastMerge *fm)
 		if (filter)
 			keyfilter_prefetch(&fm->keyfilter, fm->pending[i]);
 		else
-			SL_PREFETCH(&fm->keys.slots[fm->pending[i] & fm->keys.mask]);
+			SL_PREFETCH(&fm->keys.slots[HASHSET_SLOT(HASHSET_FP(fm->pending[i])) &
+										fm->keys.mask]);
 	}
 	for (int i = 0; i < fm->npending && !fm->over_budget; i++)
 	{

@@ -21,6 +21,7 @@
 #include "storage/buffile.h"
 #include "utils/relcache.h"
 
+#include "hash_mix.h"
 #include "heap_writer.h"
 #include "merge_types.h"
 
@@ -122,6 +123,8 @@ typedef struct HashSet
 } HashSet;
 
 #define HASHSET_FP(h)	((uint32) (h) != 0 ? (uint32) (h) : 1)
+/* the slot of a kept hash: mixed once more (hash_mix.h) */
+#define HASHSET_SLOT(fp)	sl_mix64((uint64) (fp))
 
 /*
  * A Bloom filter of key hashes, blocked: the bits of a hash all lie in one

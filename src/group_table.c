@@ -20,6 +20,7 @@
 
 #include "compat.h"
 #include "fast_merge.h"
+#include "hash_mix.h"
 
 /*
  * key_text
@@ -192,27 +193,6 @@ group_table_reserve(GroupTable *t, uint64 expected)
 										 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 }
 
-/*
- * slot_hash
- *		The hash that places a group in a table: the key hash mixed once
- *		more.  The groups of one table are often a selection of the keys by
- *		their hash (the speed layer's keys picked by hashtext(key) % 1024,
- *		say, whose bits are the low bits of the key hash here); placed by
- *		those bits, they fill a narrow band of the slots and every lookup
- *		walks it (measured: a refresh at 2M keys went from 5 s to 42 s as
- *		such selections accumulated in the speed layer).
- */
-static inline uint64
-slot_hash(uint64 h)
-{
-	h ^= h >> 31;
-	h *= UINT64CONST(0x7fb5d329728ea185);
-	h ^= h >> 27;
-	h *= UINT64CONST(0x81dadef4bc2dd44d);
-	h ^= h >> 33;
-	return h;
-}
-
 static void
 group_table_grow(GroupTable *t)
 {
@@ -229,7 +209,7 @@ group_table_grow(GroupTable *t)
 
 		if (t->tags[i] == 0)
 			continue;
-		for (j = slot_hash(t->groups[i]->hash) & newmask; tags[j] != 0;
+		for (j = sl_mix64(t->groups[i]->hash) & newmask; tags[j] != 0;
 			 j = (j + 1) & newmask)
 			;
 		groups[j] = t->groups[i];
@@ -246,7 +226,8 @@ Group *
 group_table_find(GroupTable *t, FastColumn *cols, int ncols, uint64 h,
 				 Datum *values, bool *nulls, bool insert)
 {
-	uint64		sh = slot_hash(h);
+	/* placed by the hash mixed once more (hash_mix.h) */
+	uint64		sh = sl_mix64(h);
 	uint64		i;
 	Group	   *g;
 
@@ -305,7 +286,7 @@ hashset_add(HashSet *s, uint64 h, Size maxbytes, bool *full)
 	uint32		fp = HASHSET_FP(h);
 	uint64		i;
 
-	for (i = fp & s->mask; s->slots[i] != 0; i = (i + 1) & s->mask)
+	for (i = HASHSET_SLOT(fp) & s->mask; s->slots[i] != 0; i = (i + 1) & s->mask)
 		if (s->slots[i] == fp)
 			return false;
 	s->slots[i] = fp;
@@ -328,7 +309,8 @@ hashset_add(HashSet *s, uint64 h, Size maxbytes, bool *full)
 
 			if (s->slots[j] == 0)
 				continue;
-			for (k = s->slots[j] & newmask; slots[k] != 0; k = (k + 1) & newmask)
+			for (k = HASHSET_SLOT(s->slots[j]) & newmask; slots[k] != 0;
+				 k = (k + 1) & newmask)
 				;
 			slots[k] = s->slots[j];
 		}
@@ -348,7 +330,8 @@ hashset_contains(HashSet *s, uint64 h)
 {
 	uint32		fp = HASHSET_FP(h);
 
-	for (uint64 i = fp & s->mask; s->slots[i] != 0; i = (i + 1) & s->mask)
+	for (uint64 i = HASHSET_SLOT(fp) & s->mask; s->slots[i] != 0;
+		 i = (i + 1) & s->mask)
 		if (s->slots[i] == fp)
 			return true;
 	return false;
@@ -422,21 +405,11 @@ keyfilter_bytes(KeyFilter *f)
 }
 
 /*
- * filter_mix / filter_block
- *		The hash mixed again (murmur3's finalizer), since the bits above 32
- *		also choose partitions and the low ones the table's slots; its high
- *		half chooses the block.
+ * filter_block
+ *		The block of a hash mixed again (sl_mix64(), since the bits above 32
+ *		also choose partitions and the low ones the table's slots): its
+ *		high half chooses it.
  */
-static inline uint64
-filter_mix(uint64 h)
-{
-	h ^= h >> 33;
-	h *= UINT64CONST(0xff51afd7ed558ccd);
-	h ^= h >> 33;
-	h *= UINT64CONST(0xc4ceb9fe1a85ec53);
-	h ^= h >> 33;
-	return h;
-}
 
 static inline uint64 *
 filter_block(KeyFilter *f, uint64 m)
@@ -447,7 +420,7 @@ filter_block(KeyFilter *f, uint64 m)
 void
 keyfilter_prefetch(KeyFilter *f, uint64 h)
 {
-	SL_PREFETCH(filter_block(f, filter_mix(h)));
+	SL_PREFETCH(filter_block(f, sl_mix64(h)));
 }
 
 /*
@@ -459,7 +432,7 @@ keyfilter_prefetch(KeyFilter *f, uint64 h)
 bool
 keyfilter_test_add(KeyFilter *f, uint64 h)
 {
-	uint64		m = filter_mix(h);
+	uint64		m = sl_mix64(h);
 	uint64	   *block = filter_block(f, m);
 	uint32		a = m & 511;
 	uint32		b = ((m >> 9) & 511) | 1;
@@ -513,7 +486,7 @@ keyfilter_test(KeyFilter *f, uint64 h)
 
 	if (f->npending > 0)
 		keyfilter_flush(f);
-	m = filter_mix(h);
+	m = sl_mix64(h);
 	block = filter_block(f, m);
 	a = m & 511;
 	b = ((m >> 9) & 511) | 1;
