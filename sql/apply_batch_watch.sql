@@ -306,6 +306,16 @@ SELECT changed_rows FROM serving_layer_refresh('bw.psrv');
 SELECT * FROM psrv ORDER BY k;
 SELECT serving_layer_forget('bw.psrv');
 
+-- a merge the C merge does not do never follows the change: its batch
+-- table gets no trigger
+CREATE TABLE nb (k text, v bigint);
+CREATE TABLE ns (k text, v bigint);
+SELECT serving_layer_define('bw.nsrv', 'bw.nb', 'bw.ns', merge => '{"v": "speed"}',
+	mode => 'apply');
+SELECT count(*) FROM serving_layer_refresh('bw.nsrv');
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'nb'::regclass;
+SELECT serving_layer_forget('bw.nsrv');
+
 -- hostile names: the trigger and the log follow the table
 CREATE SCHEMA "we""ird";
 CREATE TABLE "we""ird"."b;x" (k text, v bigint);

@@ -562,11 +562,13 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 	 * The serving table may be another target's batch table: tell its
 	 * watch, which these row changes do not fire.  And a batch table
 	 * without the watch trigger gets it, for the refreshes after the next
-	 * one; last, so that its lock is held only until the commit.
+	 * one (only for a merge that can follow the change); last, so that its
+	 * lock is held only until the commit.
 	 */
 	if (result->changed_rows > 0)
 		batch_watch_note(target_relid);
-	batch_watch_ensure(plan->batch);
+	if (fast_merge_possible(plan))
+		batch_watch_ensure(plan->batch);
 
 	UnregisterSnapshot(st->snapshot);
 	build_leave_owner(&ctx);

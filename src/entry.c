@@ -28,6 +28,7 @@
 #include "catalog.h"
 #include "compat.h"
 #include "definition.h"
+#include "fast_merge_api.h"
 #include "boundary.h"
 #include "layers.h"
 #include "live_view.h"
@@ -280,7 +281,8 @@ serving_layer_define(PG_FUNCTION_ARGS)
 	batch_watch_forget(def.target);
 	if (OidIsValid(relid))
 		apply_watch_set(relid, def.mode == REFRESH_MODE_APPLY);
-	if (def.mode == REFRESH_MODE_APPLY)
+	/* the batch table's watch serves only merges that follow the change */
+	if (def.mode == REFRESH_MODE_APPLY && fast_merge_possible(plan))
 		batch_watch_ensure(def.batch);
 
 	/* a live view renamed by this definition: drop the old one */
