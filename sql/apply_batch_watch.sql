@@ -199,6 +199,20 @@ SELECT count(*) AS differ FROM (
 	(SELECT * FROM srv2 EXCEPT ALL SELECT * FROM ref)
 	UNION ALL (SELECT * FROM ref EXCEPT ALL SELECT * FROM srv2)) d;
 
+-- a target in mode 'apply' that always compares in full (no unique index on
+-- its key) reads the batch layer every time, and consumes its log rows too
+SELECT serving_layer_define('bw.noidx', 'bw.b', 'bw.s', key => '{k,k2}',
+	merge => '{"m": "max", "f": "min"}', mode => 'apply');
+SELECT count(*) FROM serving_layer_refresh('bw.noidx');
+UPDATE b SET v = v + 1 WHERE k = 'k51';
+SELECT target_name FROM serving_layer_batch_dirty ORDER BY 1;
+SELECT count(*) FROM serving_layer_refresh('bw.noidx');
+SELECT target_name FROM serving_layer_batch_dirty ORDER BY 1;
+SELECT serving_layer_forget('bw.noidx');
+SELECT count(*) FROM serving_layer_refresh('bw.srv2');
+SELECT count(*) FROM serving_layer_refresh('bw.srv');
+SELECT count(*) AS logged FROM serving_layer_batch_dirty;
+
 -- a serving table that is another target's batch table: the refresh that
 -- changes its rows in place logs the change for the other target
 CREATE TABLE s3 (LIKE s);

@@ -424,21 +424,16 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 	batch_version = batch_watch_version(plan->batch, st->snapshot);
 	if (usable && !batch_watch_logged(def->target, st->snapshot, false) &&
 		delta_use_saved_parts(ds, batch_version, serving_gives_parts(st, plan)))
-	{
 		result->batch_unread = true;
-		delta_counts(ds, &next->batch_rows, &next->batch_hash,
-					 &result->speed_rows, &next->speed_groups,
-					 &result->changed_keys);
+	else
+		delta_read_batch(ds);
+	delta_counts(ds, &next->batch_rows, &next->batch_hash,
+				 &result->speed_rows, &next->speed_groups,
+				 &result->changed_keys);
+	if (result->batch_unread)
+	{
 		next->batch_rows = saved->batch_rows;
 		next->batch_hash = saved->batch_hash;
-	}
-	else
-	{
-		delta_read_batch(ds);
-		(void) batch_watch_logged(def->target, st->snapshot, true);
-		delta_counts(ds, &next->batch_rows, &next->batch_hash,
-					 &result->speed_rows, &next->speed_groups,
-					 &result->changed_keys);
 	}
 
 	/*
@@ -552,6 +547,13 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 		else
 			apply_state_forget(def->target);
 	}
+	/*
+	 * Unless the batch layer went unread (its log then had no row for the
+	 * target), it was read under this snapshot, following the change or in
+	 * the whole comparison: the log rows the snapshot sees are done with.
+	 */
+	if (!result->batch_unread)
+		(void) batch_watch_logged(def->target, st->snapshot, true);
 	PopActiveSnapshot();
 	result->changed_rows = st->inserted + st->updated + st->deleted;
 	result->inserted = st->inserted;
