@@ -6,7 +6,9 @@
 -- (case-insensitive) groups 'ABC' with 'abc'; and enough keys that the set
 -- of batch key hashes, which keeps 32 bits of each, sees some collisions.
 -- Each case also on a budget of 8kB, where the C merge spills to temporary
--- files (spill.c).
+-- files (spill.c); the case-insensitive keys, with the NULL key and keys
+-- duplicated in either layer, also with a deterministic collation, both
+-- shown to have spilled.
 --
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS serving_layer;
@@ -108,17 +110,55 @@ SELECT serving_layer_define('t_ci', 'bc', 'sc', key => '{k}');
 SELECT output_rows, status FROM serving_layer_refresh('t_ci');
 SELECT lower(k) AS k, v FROM t_ci ORDER BY 1;
 -- spilled, with enough keys to split the partitions: 'K-n' in the batch,
--- 'k-n' in the speed layer, one key each
+-- 'k-n' in the speed layer, one key each; the NULL key in both layers;
+-- 'NEW', which makes 'new' a key the speed layer holds twice.  That the C
+-- merge spilled, rather than left the merge to the GROUP BY, shows in the
+-- database's temporary files, which the GROUP BY of these few thousand
+-- rows does not write (its work_mem is 4MB)
 INSERT INTO bc SELECT 'K-' || i, 1 FROM generate_series(1, 3000) i;
 INSERT INTO sc SELECT 'k-' || i, 2 FROM generate_series(1, 3000, 2) i;
+INSERT INTO bc VALUES (NULL, 64);
+INSERT INTO sc VALUES (NULL, 128), ('NEW', 256);
+CREATE FUNCTION temp_files() RETURNS bigint LANGUAGE sql AS
+	$$SELECT temp_files FROM pg_stat_database WHERE datname = current_database()$$;
+SELECT pg_stat_force_next_flush();
+SELECT temp_files() AS temp_files_before \gset
 SET serving_layer.fast_merge_memory = '8kB';
 SELECT output_rows, status FROM serving_layer_refresh('t_ci');
 RESET serving_layer.fast_merge_memory;
-SELECT lower(k) AS k, v FROM t_ci WHERE lower(k) COLLATE "C" NOT LIKE 'k-%' ORDER BY 1;
+SELECT pg_stat_force_next_flush();
+SELECT temp_files() > :temp_files_before AS c_merge_spilled;
+SELECT lower(k) AS k, v FROM t_ci
+WHERE k IS NULL OR lower(k) COLLATE "C" NOT LIKE 'k-%' ORDER BY 1;
 SELECT v, count(*) FROM t_ci WHERE lower(k) COLLATE "C" LIKE 'k-%' GROUP BY v ORDER BY v;
+-- and all of it as the GROUP BY has it, under the same collation
+CREATE VIEW ci_ref AS
+	SELECT k, sum(v)::integer AS v FROM (TABLE bc UNION ALL TABLE sc) u GROUP BY k;
+SELECT (SELECT count(*) FROM (TABLE t_ci EXCEPT ALL TABLE ci_ref) a) AS only_refresh,
+	   (SELECT count(*) FROM (TABLE ci_ref EXCEPT ALL TABLE t_ci) b) AS only_group_by;
+-- the same rows with a deterministic collation, spilled: 'ABC' and 'abc'
+-- are two keys, hashed and compared as bytes
+CREATE TABLE bt (k text COLLATE "C", v integer);
+CREATE TABLE st (LIKE bt);
+INSERT INTO bt SELECT k, v FROM bc;
+INSERT INTO st SELECT k, v FROM sc;
+SELECT serving_layer_define('t_cs', 'bt', 'st', key => '{k}');
+SELECT pg_stat_force_next_flush();
+SELECT temp_files() AS temp_files_before \gset
+SET serving_layer.fast_merge_memory = '8kB';
+SELECT output_rows, status FROM serving_layer_refresh('t_cs');
+RESET serving_layer.fast_merge_memory;
+SELECT pg_stat_force_next_flush();
+SELECT temp_files() > :temp_files_before AS c_merge_spilled;
+SELECT k, v FROM t_cs WHERE k IS NULL OR k NOT LIKE '_-%' ORDER BY k;
+CREATE VIEW cs_ref AS
+	SELECT k, sum(v)::integer AS v FROM (TABLE bt UNION ALL TABLE st) u GROUP BY k;
+SELECT (SELECT count(*) FROM (TABLE t_cs EXCEPT ALL TABLE cs_ref) a) AS only_refresh,
+	   (SELECT count(*) FROM (TABLE cs_ref EXCEPT ALL TABLE t_cs) b) AS only_group_by,
+	   (SELECT count(*) FROM t_cs) AS rows;
 
 SELECT serving_layer_forget(t)
-FROM unnest(ARRAY['t_fast', 't_slow', 't_varchar', 't_ci']) t;
+FROM unnest(ARRAY['t_fast', 't_slow', 't_varchar', 't_ci', 't_cs']) t;
 RESET search_path;
 SET client_min_messages = warning;
 DROP SCHEMA sl_fast_text CASCADE;
