@@ -7,6 +7,7 @@
 -- the default serving_layer.fast_merge_memory and with 8kB, on which the C
 -- merge spills to temporary files).  Each one gets a
 -- batch table of random shape: 1 to 3 key columns (text, text COLLATE "C",
+-- text of a case-insensitive ICU collation in every fourth layout,
 -- varchar(n), char(n), date, boolean, or integer named in "key"), 0 to 4
 -- measures (smallint, integer, bigint, numeric, numeric(p,s), real, double
 -- precision), sometimes a text or date measure, columns in random order,
@@ -63,6 +64,11 @@ SET serving_layer.min_batch_fraction = 0;
 \set ECHO none
 CREATE SCHEMA sl_diff;
 SET search_path = public, sl_diff;
+-- a nondeterministic collation for some text keys ('a' and 'A' are one
+-- key), which the C merge hashes and compares with the type's functions
+-- rather than as bytes
+CREATE COLLATION sl_diff.ci (provider = icu, locale = 'und-u-ks-level2',
+							 deterministic = false);
 -- timestamptz speed keys become dates in this zone
 SET TimeZone = 'PST8PDT';
 
@@ -422,6 +428,9 @@ BEGIN
 			bsql[i] := t;
 			IF t = 'text' AND sl_diff.chance(0.2) THEN
 				bsql[i] := 'text COLLATE "C"';
+			ELSIF t = 'text' AND n % 4 = 0 THEN
+				-- no draw here, so that the layouts stay those of the seed
+				bsql[i] := 'text COLLATE sl_diff.ci';
 			ELSIF t IN ('varchar', 'char') THEN
 				bprec[i] := sl_diff.pick(ARRAY['3', '5'])::int;
 				bsql[i] := format('%s(%s)', t, bprec[i]);
@@ -1134,14 +1143,28 @@ BEGIN
 		END IF;
 	END LOOP;
 END $$;
+SELECT pg_stat_force_next_flush();
+SELECT temp_files AS temp_files_before FROM pg_stat_database
+WHERE datname = current_database() \gset
 CALL sl_diff.layouts();
 
 -- The same 1,000 layouts again with serving_layer.fast_merge_memory at its
 -- smallest, 8kB: every layout the C merge takes spills its layers to
--- temporary files and merges them partition by partition (spill.c).
+-- temporary files and merges them partition by partition (spill.c).  That
+-- they spilled shows in the database's temporary files: none in the first
+-- round (a few rows a layer: neither the C merge at its default budget nor
+-- the GROUP BY needs any), some in the second.
+SELECT pg_stat_force_next_flush();
+SELECT temp_files = :temp_files_before AS first_round_did_not_spill
+FROM pg_stat_database WHERE datname = current_database();
+SELECT temp_files AS temp_files_before FROM pg_stat_database
+WHERE datname = current_database() \gset
 SET serving_layer.fast_merge_memory = '8kB';
 CALL sl_diff.layouts();
 RESET serving_layer.fast_merge_memory;
+SELECT pg_stat_force_next_flush();
+SELECT temp_files > :temp_files_before AS second_round_spilled
+FROM pg_stat_database WHERE datname = current_database();
 
 -- The summary: every refresh matched the reference or failed as expected
 -- (a mismatch is a refresh, or a definition, that differs from the
