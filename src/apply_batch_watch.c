@@ -237,18 +237,23 @@ batch_watch_logged(const TargetName *target, Snapshot snapshot, bool consume)
 								target, snapshot, consume);
 }
 
-/* one SPI statement on the log with the parameter $1 of type argtype */
+/*
+ * log_statement
+ *		One SPI statement on the log, with parameters $1..$nargs, as the
+ *		extension's owner (the log is internal: no other role may write it).
+ */
 static void
-log_statement(const char *sql, Oid argtype, Datum arg, int expected)
+log_statement(const char *sql, int nargs, Oid *argtypes, Datum *values,
+			  int expected)
 {
 	SpiCall		call;
 
 	memset(&call, 0, sizeof(call));
 	call.run_as = sl_relation_owner(get_relname_relid("serving_layer_batch_dirty",
 													  sl_extension_schema()));
-	call.nargs = 1;
-	call.argtypes = &argtype;
-	call.values = &arg;
+	call.nargs = nargs;
+	call.argtypes = argtypes;
+	call.values = values;
 	(void) sl_spi_run(sql, expected, &call);
 }
 
@@ -263,6 +268,8 @@ batch_watch_note(Oid relid)
 {
 	int64		version;
 	bool		exists;
+	Oid			argtype = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
 
 	(void) apply_watch_trigger(relid, BATCH_WATCH_TRIGGER, NULL, &version,
 							   &exists, NULL);
@@ -273,7 +280,7 @@ batch_watch_note(Oid relid)
 						   " AND pg_catalog.to_regclass(c.batch) OPERATOR(pg_catalog.=) $1",
 						   sl_qualified("serving_layer_batch_dirty"),
 						   sl_qualified("serving_layer_config")),
-				  OIDOID, ObjectIdGetDatum(relid), SPI_OK_INSERT);
+				  1, &argtype, &arg, SPI_OK_INSERT);
 }
 
 /*
@@ -290,15 +297,8 @@ batch_watch_forget(const TargetName *target)
 							   sl_qualified("serving_layer_batch_dirty"));
 	Oid			types[2] = {NAMEOID, NAMEOID};
 	Datum		values[2];
-	SpiCall		call;
 
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(target->schema));
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(target->name));
-	memset(&call, 0, sizeof(call));
-	call.run_as = sl_relation_owner(get_relname_relid("serving_layer_batch_dirty",
-													  sl_extension_schema()));
-	call.nargs = 2;
-	call.argtypes = types;
-	call.values = values;
-	(void) sl_spi_run(sql, SPI_OK_DELETE, &call);
+	log_statement(sql, 2, types, values, SPI_OK_DELETE);
 }
