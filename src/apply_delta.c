@@ -227,7 +227,6 @@ delta_compare_speed(DeltaScan *ds, bytea *saved)
 bool
 delta_use_saved_parts(DeltaScan *ds, int64 version, bool serving_parts)
 {
-	ds->serving_parts = serving_parts;
 	ds->skip_batch = version != 0 && ds->saved_parts &&
 		ds->saved_version == version &&
 		(ds->new_keys == 0 || serving_parts);

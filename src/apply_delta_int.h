@@ -48,7 +48,6 @@ struct DeltaScan
 	bool		collect_all;	/* the batch rows of every speed key kept */
 	bool		parts;			/* batch has every speed key's part */
 	bool		skip_batch;		/* parts restored: the batch layer not read */
-	bool		serving_parts;	/* serving rows may give a new key's part */
 	bool		stored;			/* batch rows are the table's tuples */
 	bool		saved_parts;	/* the saved state has the parts */
 	int64		saved_version;	/* ... and this batch watch version */
