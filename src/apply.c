@@ -349,6 +349,7 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 	int64		batch_version;
 	int64		watch_version;
 	bool		usable;
+	bool		scanned;
 	instr_time	start;
 
 	*state = NULL;
@@ -465,7 +466,8 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 		KeyLookup  *lookup = lookup_begin(st->rel, index, st->snapshot);
 
 		st->ch = changes_begin(st->rel, &st->shape, st->snapshot);
-		delta_apply(ds, st->rel, &st->shape, lookup, st->ch);
+		scanned = delta_apply(ds, st->rel, &st->shape, st->snapshot, lookup,
+							  st->ch);
 		changes_counts(st->ch, &st->inserted, &st->updated, &st->deleted);
 		changes_end(st->ch);
 		lookup_end(lookup);
@@ -474,7 +476,9 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 	next->speed_state = delta_state(ds, batch_version);
 	delta_end(ds);
 	result->followed = true;
-	result->merged_by = "in C";
+	result->merged_by = scanned ?
+		"in C, serving rows found by a scan of the table" :
+		"in C, serving rows found by the index";
 	result->output_rows = saved->output_rows + st->inserted -
 		st->deleted;
 	result->apply_ms = sl_elapsed_ms(start);

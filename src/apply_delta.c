@@ -384,13 +384,13 @@ changed_row(TupleTableSlot *slot, void *arg)
 }
 
 /*
- * merged_row
+ * delta_merged_row
  *		The merge of a key's batch part bg and speed group sg (either may
  *		be NULL) into the writer, as the C merge's write_group() makes it:
  *		the batch accumulator first, then the speed group's.
  */
-static void
-merged_row(DeltaScan *ds, Group *bg, Group *sg)
+void
+delta_merged_row(DeltaScan *ds, Group *bg, Group *sg)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(ds->rowcxt);
 	Group	   *first = bg != NULL ? bg : sg;
@@ -422,8 +422,8 @@ merged_row(DeltaScan *ds, Group *bg, Group *sg)
 }
 
 /* group g's key as row arrays (measures NULL), for a lookup */
-static void
-group_key_row(DeltaScan *ds, Group *g)
+void
+delta_key_row(DeltaScan *ds, Group *g)
 {
 	for (int i = 0; i < ds->ncols; i++)
 	{
@@ -433,46 +433,33 @@ group_key_row(DeltaScan *ds, Group *g)
 }
 
 /* the batch part of the key in ds->values (hash h), NULL if not known */
-static Group *
-find_part(DeltaScan *ds, uint64 h)
+Group *
+delta_find_part(DeltaScan *ds, uint64 h)
 {
 	return group_table_find(&ds->batch, ds->cols, ds->ncols, CHANGED_HASH(h),
 							ds->values, ds->nulls, false);
 }
 
 /*
- * serving_part
+ * delta_serving_part
  *		The batch part of speed group sg's key, new to the speed layer since
  *		the last refresh, which did not read the batch layer: the key's
- *		serving row, which the last refresh left as the merge of its batch
- *		rows alone (nothing else changed the table: apply_watch.c), made
- *		the accumulators it came from again (exactly: the serving columns
- *		are the merge's types, and a merged value is its own accumulator).
- *		No serving row: the key has no batch rows.  The part is kept for
- *		the state the refresh leaves.
+ *		serving row found (exists), which the last refresh left as the merge
+ *		of its batch rows alone (nothing else changed the table:
+ *		apply_watch.c), made the accumulators it came from again (exactly:
+ *		the serving columns are the merge's types, and a merged value is its
+ *		own accumulator).  No serving row: the key has no batch rows.  The
+ *		part is kept for the state the refresh leaves.  Leaves the key in
+ *		ds->values and ds->nulls.
  */
-static Group *
-serving_part(DeltaScan *ds, Group *sg)
+Group *
+delta_serving_part(DeltaScan *ds, Group *sg, TupleTableSlot *found,
+				   bool exists)
 {
-	TupleTableSlot *found = changes_oldslot(ds->ch);
-	TupleTableSlot *key = ds->keyslot;
 	Group	   *part;
-	bool		exists;
 	MemoryContext oldcxt;
 
-	group_key_row(ds, sg);
-	ExecClearTuple(key);
-	for (int a = 0; a < key->tts_tupleDescriptor->natts; a++)
-		key->tts_isnull[a] = true;
-	for (int i = 0; i < ds->ncols; i++)
-	{
-		key->tts_values[ds->servatt[i]] = ds->values[i];
-		key->tts_isnull[ds->servatt[i]] = ds->nulls[i];
-	}
-	ExecStoreVirtualTuple(key);
-	exists = lookup_fetch(ds->lookup, key, found);
-	/* the row just found is the one changed_row() compares with */
-	ds->looked_up = exists ? LOOKED_UP_FOUND : LOOKED_UP_NONE;
+	delta_key_row(ds, sg);
 	if (exists)
 	{
 		/* the key as the batch rows have it, as the C merge writes it */
@@ -501,19 +488,49 @@ serving_part(DeltaScan *ds, Group *sg)
 }
 
 /*
+ * serving_part
+ *		delta_serving_part() of the serving row that the index finds for
+ *		sg's key, which changed_row() then compares with.
+ */
+static Group *
+serving_part(DeltaScan *ds, Group *sg)
+{
+	TupleTableSlot *found = changes_oldslot(ds->ch);
+	TupleTableSlot *key = ds->keyslot;
+	bool		exists;
+
+	delta_key_row(ds, sg);
+	ExecClearTuple(key);
+	for (int a = 0; a < key->tts_tupleDescriptor->natts; a++)
+		key->tts_isnull[a] = true;
+	for (int i = 0; i < ds->ncols; i++)
+	{
+		key->tts_values[ds->servatt[i]] = ds->values[i];
+		key->tts_isnull[ds->servatt[i]] = ds->nulls[i];
+	}
+	ExecStoreVirtualTuple(key);
+	exists = lookup_fetch(ds->lookup, key, found);
+	ds->looked_up = exists ? LOOKED_UP_FOUND : LOOKED_UP_NONE;
+	return delta_serving_part(ds, sg, found, exists);
+}
+
+/*
  * delta_apply
  *		Step 3: the changed keys' new rows compared and applied: the changed
  *		speed groups, each merged with its key's batch part, then the keys
  *		gone from the speed layer, as their batch part alone or, without
- *		one, deleted.
+ *		one, deleted.  When many keys changed, their serving rows are found
+ *		by one scan of the table (apply_delta_scan.c) rather than one index
+ *		lookup each; true if they were.
  */
-void
+bool
 delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
-			KeyLookup *lookup, ApplyChanges *ch)
+			Snapshot snapshot, KeyLookup *lookup, ApplyChanges *ch)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(ds->cxt);
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			live = 0;
+	bool		scanned;
 
 	ds->shape = shape;
 	ds->lookup = lookup;
@@ -524,20 +541,30 @@ delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
 			ds->servatt[live++] = a;
 	ds->keyslot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
 	ds->writer = writer_begin_sink(rel, changed_row, ds);
+	scanned = delta_scan_pays(ds, rel);
+	if (scanned)
+		delta_scan_apply(ds, rel, snapshot);
 	for (uint64 i = 0; i <= ds->speed.mask; i++)
 	{
 		Group	   *sg = ds->speed.groups[i];
 		Group	   *bg;
 
-		if (ds->speed.tags[i] == 0 || !sg->matched)
+		if (ds->speed.tags[i] == 0 || !sg->matched || sg->applied)
 			continue;
-		group_key_row(ds, sg);
-		bg = find_part(ds, sg->hash);
-		if (bg == NULL && ds->skip_batch)
+		delta_key_row(ds, sg);
+		bg = delta_find_part(ds, sg->hash);
+		if (scanned)
+		{
+			/* the scan saw every serving row: this key has none */
+			if (bg == NULL && ds->skip_batch)
+				bg = delta_serving_part(ds, sg, NULL, false);
+			ds->looked_up = LOOKED_UP_NONE;
+		}
+		else if (bg == NULL && ds->skip_batch)
 			bg = serving_part(ds, sg);
-		else if (bg != NULL && bg->matched)
+		if (bg != NULL && bg->matched)
 			bg = NULL;
-		merged_row(ds, bg, sg);
+		delta_merged_row(ds, bg, sg);
 	}
 	ds->deleting = true;
 	for (int n = 0; n < ds->ngone; n++)
@@ -546,12 +573,12 @@ delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
 		Group	   *bg;
 
 		delta_restore_key(ds, &p);
-		bg = find_part(ds, group_key_hash(ds->cols, ds->ncols, ds->values,
-										  ds->nulls));
+		bg = delta_find_part(ds, group_key_hash(ds->cols, ds->ncols, ds->values,
+												ds->nulls));
 		if (bg != NULL && !bg->matched)
 		{
 			ds->deleting = false;
-			merged_row(ds, bg, NULL);
+			delta_merged_row(ds, bg, NULL);
 			ds->deleting = true;
 		}
 		else
@@ -560,6 +587,7 @@ delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
 	(void) writer_end(ds->writer);
 	ExecDropSingleTupleTableSlot(ds->keyslot);
 	MemoryContextSwitchTo(oldcxt);
+	return scanned;
 }
 
 /*

@@ -24,8 +24,9 @@ extern void delta_read_batch(DeltaScan *ds);
 extern void delta_counts(DeltaScan *ds, int64 *batch_rows,
 						 int64 *batch_hash, int64 *speed_rows,
 						 int64 *speed_groups, int64 *keys);
-extern void delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
-						KeyLookup *lookup, ApplyChanges *ch);
+extern bool delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
+						Snapshot snapshot, KeyLookup *lookup,
+						ApplyChanges *ch);
 extern bytea *delta_state(DeltaScan *ds, int64 version);
 extern void delta_end(DeltaScan *ds);
 

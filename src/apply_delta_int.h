@@ -2,9 +2,10 @@
  *
  * apply_delta_int.h
  *	  The state of one refresh following the change, shared by the files
- *	  that read the layers (apply_delta.c) and that save and restore what a
- *	  refresh leaves for the next one (apply_delta_state.c).  Private to
- *	  them; apply_delta.h is the interface.
+ *	  that read the layers (apply_delta.c), that save and restore what a
+ *	  refresh leaves for the next one (apply_delta_state.c) and that find
+ *	  many changed keys' serving rows by a scan (apply_delta_scan.c).
+ *	  Private to them; apply_delta.h is the interface.
  *
  *-------------------------------------------------------------------------
  */
@@ -81,6 +82,17 @@ struct DeltaScan
 		LOOKED_UP_NONE
 	}			looked_up;
 };
+
+/* apply_delta.c */
+extern void delta_key_row(DeltaScan *ds, Group *g);
+extern Group *delta_find_part(DeltaScan *ds, uint64 h);
+extern Group *delta_serving_part(DeltaScan *ds, Group *sg,
+								 TupleTableSlot *found, bool exists);
+extern void delta_merged_row(DeltaScan *ds, Group *bg, Group *sg);
+
+/* apply_delta_scan.c */
+extern bool delta_scan_pays(DeltaScan *ds, Relation rel);
+extern void delta_scan_apply(DeltaScan *ds, Relation rel, Snapshot snapshot);
 
 /* apply_delta_state.c */
 extern uint64 delta_group_hash(DeltaScan *ds, Group *g);

@@ -52,10 +52,18 @@ bool		sl_progress = false;
 bool		sl_progress_old_name = false;
 bool		sl_fast_merge = true;
 int			sl_fast_merge_memory = 192 * 1024;
+int			sl_apply_find_rows = APPLY_FIND_AUTO;
 
 static const struct config_enum_entry if_running_options[] = {
 	{"wait", IF_RUNNING_WAIT, false},
 	{"skip", IF_RUNNING_SKIP, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry apply_find_rows_options[] = {
+	{"auto", APPLY_FIND_AUTO, false},
+	{"index", APPLY_FIND_INDEX, false},
+	{"scan", APPLY_FIND_SCAN, false},
 	{NULL, 0, false}
 };
 
@@ -123,6 +131,13 @@ _PG_init(void)
 							192 * 1024, 8, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
+	DefineCustomEnumVariable("serving_layer.apply_find_rows",
+							 "How a refresh in mode 'apply' that follows the change finds the serving rows of the changed keys.",
+							 "For diagnosis: all give the same rows; auto looks each key up in the unique index when few keys changed and scans the table once when many did, index and scan force either way.",
+							 &sl_apply_find_rows,
+							 APPLY_FIND_AUTO, apply_find_rows_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	DefineCustomRealVariable("serving_layer.min_batch_fraction",
 							 "Smallest share of the last successful refresh's batch rows a refresh accepts.",
 							 "A refresh whose batch layer has fewer rows than this times the batch rows of the target's last successful refresh fails, leaving the serving table as it is. 0 disables the check.",

@@ -81,6 +81,7 @@ typedef struct Group
 {
 	uint64		hash;
 	bool		matched;		/* a speed group some batch key merged */
+	bool		applied;		/* apply_delta_scan.c: its row applied */
 	Acc			acc[FLEXIBLE_ARRAY_MEMBER];
 } Group;
 

@@ -14,6 +14,14 @@ typedef enum
 	IF_RUNNING_SKIP
 } IfRunningMode;
 
+/* how mode 'apply', following the change, finds the changed keys' rows */
+typedef enum
+{
+	APPLY_FIND_AUTO,			/* by cost: apply_delta_scan.c */
+	APPLY_FIND_INDEX,			/* a lookup of each key in the unique index */
+	APPLY_FIND_SCAN				/* one scan of the serving table */
+} ApplyFindRows;
+
 extern int	sl_swap_lock_timeout;
 extern int	sl_swap_max_wait;
 extern int	sl_if_running;
@@ -25,5 +33,6 @@ extern double sl_min_batch_fraction;	/* batch_guard.c */
 #define SL_PROGRESS() (sl_progress || sl_progress_old_name)
 extern bool sl_fast_merge;
 extern int	sl_fast_merge_memory;
+extern int	sl_apply_find_rows;
 
 #endif							/* SL_SETTINGS_H */
