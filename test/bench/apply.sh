@@ -28,6 +28,12 @@
 #               view of the same merge (GROUP BY over batch UNION ALL speed,
 #               unique index on the key), after the same 1 % change: the
 #               anchor
+#   SQL UPDATE  right after 'apply 10%' and 'apply all', one UPDATE
+#               statement changing as many rows of a twin of the serving
+#               table (s_sql: same rows, fillfactor and index): every speed
+#               key's row, and every row; what PostgreSQL's own executor
+#               takes to change those rows in place, the floor of any way to
+#               apply them as row changes
 # The changes themselves are not timed; each timed statement runs in a new
 # session after a CHECKPOINT; the serving table is vacuumed (untimed) before
 # each run, and the dead tuples each 'apply' run leaves are counted
@@ -90,7 +96,7 @@ setup() {
 	make_speed "$n" 10 plain
 	bq <<-SQL >/dev/null
 		SET client_min_messages = warning;
-		DROP TABLE IF EXISTS s_apply, s_swap;
+		DROP TABLE IF EXISTS s_apply, s_swap, s_sql;
 		SELECT serving_layer_forget(target) FROM serving_layer_definitions;
 		-- s_apply is made by its first refresh, as mode 'apply' makes a
 		-- table (fillfactor 90)
@@ -103,7 +109,9 @@ setup() {
 		-- state the next ones follow the change from, as in a pipeline
 		SELECT count(*) FROM serving_layer_refresh('s_apply');
 		$MV_SQL
-		VACUUM ANALYZE s_apply, s_swap, mv;
+		CREATE TABLE s_sql WITH (fillfactor = 90) AS SELECT * FROM s_apply;
+		CREATE UNIQUE INDEX ON s_sql (location);
+		VACUUM ANALYZE s_apply, s_swap, mv, s_sql;
 	SQL
 }
 
@@ -127,14 +135,14 @@ change_sql() {
 timed_run() {
 	local n=$1 m=$2 ch=$3 run=$4 f secs dead=- changed=- wal
 	f=$RAW/${n}_${m}_${ch}_${run}.log
-	if [ "$m" != floor ]; then
+	if [ "$m" != floor ] && [ "$m" != sql ]; then
 		bq -c "$(change_sql "$ch" "$run")" >/dev/null
 		bq -c 'VACUUM speed_layer, batch_layer' >/dev/null
 	fi
 	if [ "$ch" = 1pct_warm ]; then
 		bq -c 'VACUUM s_apply' >/dev/null
 	else
-		bq -c 'VACUUM s_apply' -c 'CHECKPOINT' >/dev/null
+		bq -c 'VACUUM s_apply, s_sql' -c 'CHECKPOINT' >/dev/null
 	fi
 	{
 	printf '%s\n' "SELECT pg_current_wal_lsn() AS l0 \\gset"
@@ -145,6 +153,8 @@ timed_run() {
 	swap) printf '%s\n' 'SET serving_layer."verbose" = on;' '\timing on' \
 		"SELECT output_rows FROM serving_layer_refresh('s_swap');" ;;
 	mv) printf '%s\n' '\timing on' 'REFRESH MATERIALIZED VIEW CONCURRENTLY mv;' ;;
+	sql) printf '%s\n' '\timing on' "UPDATE s_sql SET count_id = count_id + 1$(
+		[ "$ch" = all ] || echo ' WHERE location IN (SELECT location FROM speed_layer)');" ;;
 	esac
 	printf '%s\n' '\timing off' "SELECT 'wal ' || pg_wal_lsn_diff(pg_current_wal_lsn(), :'l0');"
 	} >"$f.sql"
@@ -188,6 +198,7 @@ for n in "${SIZES[@]}"; do
 			timed_run "$n" floor - "$run" >/dev/null
 			timed_run "$n" apply "$ch" "$run" >/dev/null
 			[ "$ch" = 1pct ] && timed_run "$n" apply 1pct_warm "$run" >/dev/null
+			case "$ch" in 10pct | all) timed_run "$n" sql "$ch" "$run" >/dev/null ;; esac
 		done
 		log "N=$(human "$n") run $run: swap, mv (1 %)"
 		timed_run "$n" floor - "$run" >/dev/null
@@ -204,7 +215,7 @@ for n in "${SIZES[@]}"; do
 done
 
 report() {
-	local n floor a1 a10 aall sw mv
+	local n floor a1 a10 aall sw mv q10 qall
 	mapfile -t SIZES < <(cut -f1 "$RUNS_TSV" | sort -n -u)
 	echo "## Mode 'apply' ($(date -u +%Y-%m-%d\ %H:%M) UTC)"
 	echo
@@ -214,8 +225,8 @@ report() {
 	echo "Medians of $RUNS runs, seconds; ratios to the plain copy (floor) of the same N."
 	echo "Changed rows and dead tuples left (pgstattuple, after the run) of the 'apply' runs."
 	echo
-	echo "| N | floor (copy) | apply 1 % | apply 1 % warm | apply new 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | 1 % / floor | 1 % warm / floor | new 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / 1 % warm / new / 10 % / all |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| N | floor (copy) | apply 1 % | apply 1 % warm | apply new 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | SQL UPDATE 10 % / all | 1 % / floor | 1 % warm / floor | new 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | SQL UPDATE 10 % / all, / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / 1 % warm / new / 10 % / all |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for n in "${SIZES[@]}"; do
 		floor=$(med "$n" floor -)
 		a1=$(med "$n" apply 1pct)
@@ -225,10 +236,12 @@ report() {
 		aall=$(med "$n" apply all)
 		sw=$(med "$n" swap 1pct)
 		mv=$(med "$n" mv 1pct)
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s / %s / %s |\n' \
-			"$(human "$n")" "$floor" "$a1" "$aw" "$an" "$a10" "$aall" "$sw" "$mv" \
+		q10=$(med "$n" sql 10pct)
+		qall=$(med "$n" sql all)
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s / %s / %s |\n' \
+			"$(human "$n")" "$floor" "$a1" "$aw" "$an" "$a10" "$aall" "$sw" "$mv" "$q10" "$qall" \
 			"$(ratio "$a1" "$floor")" "$(ratio "$aw" "$floor")" "$(ratio "$an" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" \
-			"$(ratio "$sw" "$floor")" "$(ratio "$mv" "$floor")" \
+			"$(ratio "$sw" "$floor")" "$(ratio "$mv" "$floor")" "$(ratio "$q10" "$floor")" "$(ratio "$qall" "$floor")" \
 			"$(imed "$n" apply 1pct 6)" "$(imed "$n" apply new1pct 6)" "$(imed "$n" apply 10pct 6)" "$(imed "$n" apply all 6)" \
 			"$(imed "$n" apply 1pct 7)" "$(imed "$n" apply new1pct 7)" "$(imed "$n" apply 10pct 7)" "$(imed "$n" apply all 7)" \
 			"$(wal_mb "$n" floor -)" "$(wal_mb "$n" apply 1pct)" "$(wal_mb "$n" apply 1pct_warm)" "$(wal_mb "$n" apply new1pct)" "$(wal_mb "$n" apply 10pct)" "$(wal_mb "$n" apply all)"
