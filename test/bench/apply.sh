@@ -222,7 +222,9 @@ report() {
 	bench_machine
 	bench_load_note "at the end"
 	echo
-	echo "Medians of $RUNS runs, seconds; ratios to the plain copy (floor) of the same N."
+	echo "Runs at each N: $(for n in "${SIZES[@]}"; do
+		printf '%s %s, ' "$(human "$n")" "$(awk -F'\t' -v n="$n" '$1 == n && $2 == "apply" && $3 == "1pct"' "$RUNS_TSV" | wc -l)"
+	done | sed 's/, $//'); medians of those, seconds; ratios to the plain copy (floor) of the same N."
 	echo "Changed rows and dead tuples left (pgstattuple, after the run) of the 'apply' runs."
 	echo
 	echo "| N | floor (copy) | apply 1 % | apply 1 % warm | apply new 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | SQL UPDATE 10 % / all | 1 % / floor | 1 % warm / floor | new 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | SQL UPDATE 10 % / all, / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / 1 % warm / new / 10 % / all |"
