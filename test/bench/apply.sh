@@ -33,7 +33,9 @@
 #               table (s_sql: same rows, fillfactor and index): every speed
 #               key's row, and every row; what PostgreSQL's own executor
 #               takes to change those rows in place, the floor of any way to
-#               apply them as row changes
+#               apply them as row changes; after '10%' also the same
+#               statement with hash and merge joins off (a nested loop
+#               through the index, the plan closest to a refresh's)
 # The changes themselves are not timed; each timed statement runs in a new
 # session after a CHECKPOINT; the serving table is vacuumed (untimed) before
 # each run, and the dead tuples each 'apply' run leaves are counted
@@ -135,7 +137,7 @@ change_sql() {
 timed_run() {
 	local n=$1 m=$2 ch=$3 run=$4 f secs dead=- changed=- wal
 	f=$RAW/${n}_${m}_${ch}_${run}.log
-	if [ "$m" != floor ] && [ "$m" != sql ]; then
+	if [ "$m" != floor ] && [ "$m" != sql ] && [ "$m" != sqlix ]; then
 		bq -c "$(change_sql "$ch" "$run")" >/dev/null
 		bq -c 'VACUUM speed_layer, batch_layer' >/dev/null
 	fi
@@ -155,6 +157,8 @@ timed_run() {
 	mv) printf '%s\n' '\timing on' 'REFRESH MATERIALIZED VIEW CONCURRENTLY mv;' ;;
 	sql) printf '%s\n' '\timing on' "UPDATE s_sql SET count_id = count_id + 1$(
 		[ "$ch" = all ] || echo ' WHERE location IN (SELECT location FROM speed_layer)');" ;;
+	sqlix) printf '%s\n' 'SET enable_hashjoin = off;' 'SET enable_mergejoin = off;' '\timing on' \
+		'UPDATE s_sql SET count_id = count_id + 1 WHERE location IN (SELECT location FROM speed_layer);' ;;
 	esac
 	printf '%s\n' '\timing off' "SELECT 'wal ' || pg_wal_lsn_diff(pg_current_wal_lsn(), :'l0');"
 	} >"$f.sql"
@@ -199,6 +203,7 @@ for n in "${SIZES[@]}"; do
 			timed_run "$n" apply "$ch" "$run" >/dev/null
 			[ "$ch" = 1pct ] && timed_run "$n" apply 1pct_warm "$run" >/dev/null
 			case "$ch" in 10pct | all) timed_run "$n" sql "$ch" "$run" >/dev/null ;; esac
+			[ "$ch" = 10pct ] && timed_run "$n" sqlix 10pct "$run" >/dev/null
 		done
 		log "N=$(human "$n") run $run: swap, mv (1 %)"
 		timed_run "$n" floor - "$run" >/dev/null
@@ -215,7 +220,7 @@ for n in "${SIZES[@]}"; do
 done
 
 report() {
-	local n floor a1 a10 aall sw mv q10 qall
+	local n floor a1 a10 aall sw mv q10 qix qall
 	mapfile -t SIZES < <(cut -f1 "$RUNS_TSV" | sort -n -u)
 	echo "## Mode 'apply' ($(date -u +%Y-%m-%d\ %H:%M) UTC)"
 	echo
@@ -227,7 +232,7 @@ report() {
 	done | sed 's/, $//'); medians of those, seconds; ratios to the plain copy (floor) of the same N."
 	echo "Changed rows and dead tuples left (pgstattuple, after the run) of the 'apply' runs."
 	echo
-	echo "| N | floor (copy) | apply 1 % | apply 1 % warm | apply new 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | SQL UPDATE 10 % / all | 1 % / floor | 1 % warm / floor | new 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | SQL UPDATE 10 % / all, / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / 1 % warm / new / 10 % / all |"
+	echo "| N | floor (copy) | apply 1 % | apply 1 % warm | apply new 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | SQL UPDATE 10 % / through the index / all | 1 % / floor | 1 % warm / floor | new 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | SQL UPDATE 10 % / through the index / all, / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / 1 % warm / new / 10 % / all |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for n in "${SIZES[@]}"; do
 		floor=$(med "$n" floor -)
@@ -239,11 +244,12 @@ report() {
 		sw=$(med "$n" swap 1pct)
 		mv=$(med "$n" mv 1pct)
 		q10=$(med "$n" sql 10pct)
+		qix=$(med "$n" sqlix 10pct)
 		qall=$(med "$n" sql all)
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s / %s / %s |\n' \
-			"$(human "$n")" "$floor" "$a1" "$aw" "$an" "$a10" "$aall" "$sw" "$mv" "$q10" "$qall" \
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s / %s / %s |\n' \
+			"$(human "$n")" "$floor" "$a1" "$aw" "$an" "$a10" "$aall" "$sw" "$mv" "$q10" "$qix" "$qall" \
 			"$(ratio "$a1" "$floor")" "$(ratio "$aw" "$floor")" "$(ratio "$an" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" \
-			"$(ratio "$sw" "$floor")" "$(ratio "$mv" "$floor")" "$(ratio "$q10" "$floor")" "$(ratio "$qall" "$floor")" \
+			"$(ratio "$sw" "$floor")" "$(ratio "$mv" "$floor")" "$(ratio "$q10" "$floor")" "$(ratio "$qix" "$floor")" "$(ratio "$qall" "$floor")" \
 			"$(imed "$n" apply 1pct 6)" "$(imed "$n" apply new1pct 6)" "$(imed "$n" apply 10pct 6)" "$(imed "$n" apply all 6)" \
 			"$(imed "$n" apply 1pct 7)" "$(imed "$n" apply new1pct 7)" "$(imed "$n" apply 10pct 7)" "$(imed "$n" apply all 7)" \
 			"$(wal_mb "$n" floor -)" "$(wal_mb "$n" apply 1pct)" "$(wal_mb "$n" apply 1pct_warm)" "$(wal_mb "$n" apply new1pct)" "$(wal_mb "$n" apply 10pct)" "$(wal_mb "$n" apply all)"
