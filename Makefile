@@ -13,6 +13,7 @@ OBJS = \
 	src/apply_batch_watch.o \
 	src/apply_compare.o \
 	src/apply_delta.o \
+	src/apply_delta_apply.o \
 	src/apply_delta_scan.o \
 	src/apply_delta_state.o \
 	src/apply_lookup.o \

@@ -25,13 +25,15 @@
  *		 of the speed keys and of the keys gone from it;
  *	  3. if the batch layer is unchanged (its rows and their hash are the
  *		 saved ones, or it was not read), merges each changed key's batch
- *		 part with its speed group, exactly as the C merge does, and looks
- *		 its serving row up by a unique index on the key (apply_lookup.c):
- *		 unchanged, one UPDATE, one INSERT, or, for a key gone from both
- *		 layers, one DELETE (apply_rows.c).
+ *		 part with its speed group, exactly as the C merge does, and finds
+ *		 its serving row by a unique index on the key (apply_lookup.c) or,
+ *		 when many keys changed, by one scan of the table
+ *		 (apply_delta_scan.c): unchanged, one UPDATE, one INSERT, or, for a
+ *		 key gone from both layers, one DELETE (apply_rows.c).  This step is
+ *		 apply_delta_apply.c.
  * What it reads is the speed layer, the saved state, the serving rows of
- * the changed keys and, when its table changed or cannot be watched, the
- * batch layer; what it writes is the rows that changed and the new state.
+ * the changed keys (or, when many changed, the serving table) and, when
+ * its table changed or cannot be watched, the batch layer; what it writes is the rows that changed and the new state.
  * If the batch layer changed, apply.c compares in full instead.  The hashes
  * are 64 bits: a batch layer taken for unchanged needs its row hash to
  * collide.
@@ -49,7 +51,6 @@
 #include "common/hashfn.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
-#include "utils/datum.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -348,246 +349,6 @@ delta_counts(DeltaScan *ds, int64 *batch_rows, int64 *batch_hash,
 	*speed_rows = ds->speed_rows;
 	*speed_groups = (int64) ds->speed.count;
 	*keys = ds->changed_keys;
-}
-
-/*
- * changed_row
- *		The writer's sink in step 3: the new row of a changed key (or, when
- *		deleting, a row holding only the key of one gone from both layers)
- *		compared with its serving row and applied.
- */
-static void
-changed_row(TupleTableSlot *slot, void *arg)
-{
-	DeltaScan  *ds = arg;
-	ApplyChanges *ch = ds->ch;
-	ItemPointerData tid;
-
-	CHECK_FOR_INTERRUPTS();
-	/* serving_part() may have looked the key up already */
-	if (ds->looked_up == LOOKED_UP_NONE ||
-		(ds->looked_up == LOOKED_UP_NOT &&
-		 !lookup_fetch(ds->lookup, slot, changes_oldslot(ch))))
-	{
-		ds->looked_up = LOOKED_UP_NOT;
-		if (!ds->deleting)
-			changes_insert(ch, slot);
-		return;
-	}
-	ds->looked_up = LOOKED_UP_NOT;
-	tid = changes_oldslot(ch)->tts_tid;
-	if (ds->deleting)
-		changes_delete(ch, &tid, false);
-	else
-		changes_update(ch, &tid, false, slot,
-					   row_same_image(ds->shape, changes_oldslot(ch), slot));
-}
-
-/*
- * delta_merged_row
- *		The merge of a key's batch part bg and speed group sg (either may
- *		be NULL) into the writer, as the C merge's write_group() makes it:
- *		the batch accumulator first, then the speed group's.
- */
-void
-delta_merged_row(DeltaScan *ds, Group *bg, Group *sg)
-{
-	MemoryContext oldcxt = MemoryContextSwitchTo(ds->rowcxt);
-	Group	   *first = bg != NULL ? bg : sg;
-
-	for (int i = 0; i < ds->ncols; i++)
-	{
-		FastColumn *col = &ds->cols[i];
-		Acc			acc = first->acc[i];
-
-		if (col->acc == ACC_KEY)
-		{
-			ds->values[i] = acc.v.value;
-			ds->nulls[i] = acc.isnull;
-			continue;
-		}
-		if (bg != NULL && sg != NULL)
-		{
-			/* a copy of the value: acc_merge frees what it replaces */
-			if (!acc.isnull && col->acc != ACC_SUM_INT)
-				acc.v.value = datumCopy(acc.v.value, col->typbyval, col->typlen);
-			acc_merge(col, &acc, &sg->acc[i]);
-		}
-		ds->nulls[i] = acc.isnull;
-		ds->values[i] = acc.isnull ? (Datum) 0 : acc_result(col, &acc);
-	}
-	writer_put(ds->writer, ds->values, ds->nulls);
-	MemoryContextSwitchTo(oldcxt);
-	MemoryContextReset(ds->rowcxt);
-}
-
-/* group g's key as row arrays (measures NULL), for a lookup */
-void
-delta_key_row(DeltaScan *ds, Group *g)
-{
-	for (int i = 0; i < ds->ncols; i++)
-	{
-		ds->values[i] = g->acc[i].v.value;
-		ds->nulls[i] = ds->cols[i].acc != ACC_KEY || g->acc[i].isnull;
-	}
-}
-
-/* the batch part of the key in ds->values (hash h), NULL if not known */
-Group *
-delta_find_part(DeltaScan *ds, uint64 h)
-{
-	return group_table_find(&ds->batch, ds->cols, ds->ncols, CHANGED_HASH(h),
-							ds->values, ds->nulls, false);
-}
-
-/*
- * delta_serving_part
- *		The batch part of speed group sg's key, new to the speed layer since
- *		the last refresh, which did not read the batch layer: the key's
- *		serving row found (exists), which the last refresh left as the merge
- *		of its batch rows alone (nothing else changed the table:
- *		apply_watch.c), made the accumulators it came from again (exactly:
- *		the serving columns are the merge's types, and a merged value is its
- *		own accumulator).  No serving row: the key has no batch rows.  The
- *		part is kept for the state the refresh leaves.  Leaves the key in
- *		ds->values and ds->nulls.
- */
-Group *
-delta_serving_part(DeltaScan *ds, Group *sg, TupleTableSlot *found,
-				   bool exists)
-{
-	Group	   *part;
-	MemoryContext oldcxt;
-
-	delta_key_row(ds, sg);
-	if (exists)
-	{
-		/* the key as the batch rows have it, as the C merge writes it */
-		slot_getallattrs(found);
-		for (int i = 0; i < ds->ncols; i++)
-			if (ds->cols[i].acc == ACC_KEY)
-			{
-				ds->values[i] = found->tts_values[ds->servatt[i]];
-				ds->nulls[i] = found->tts_isnull[ds->servatt[i]];
-			}
-	}
-	part = group_table_find(&ds->batch, ds->cols, ds->ncols,
-							CHANGED_HASH(sg->hash), ds->values, ds->nulls,
-							true);
-	part->matched = !exists;
-	if (!exists)
-		return NULL;
-	oldcxt = MemoryContextSwitchTo(ds->batch.cxt);
-	for (int i = 0; i < ds->ncols; i++)
-		if (ds->cols[i].acc != ACC_KEY)
-			acc_add(&ds->cols[i], &part->acc[i],
-					found->tts_values[ds->servatt[i]],
-					found->tts_isnull[ds->servatt[i]]);
-	MemoryContextSwitchTo(oldcxt);
-	return part;
-}
-
-/*
- * serving_part
- *		delta_serving_part() of the serving row that the index finds for
- *		sg's key, which changed_row() then compares with.
- */
-static Group *
-serving_part(DeltaScan *ds, Group *sg)
-{
-	TupleTableSlot *found = changes_oldslot(ds->ch);
-	TupleTableSlot *key = ds->keyslot;
-	bool		exists;
-
-	delta_key_row(ds, sg);
-	ExecClearTuple(key);
-	for (int a = 0; a < key->tts_tupleDescriptor->natts; a++)
-		key->tts_isnull[a] = true;
-	for (int i = 0; i < ds->ncols; i++)
-	{
-		key->tts_values[ds->servatt[i]] = ds->values[i];
-		key->tts_isnull[ds->servatt[i]] = ds->nulls[i];
-	}
-	ExecStoreVirtualTuple(key);
-	exists = lookup_fetch(ds->lookup, key, found);
-	ds->looked_up = exists ? LOOKED_UP_FOUND : LOOKED_UP_NONE;
-	return delta_serving_part(ds, sg, found, exists);
-}
-
-/*
- * delta_apply
- *		Step 3: the changed keys' new rows compared and applied: the changed
- *		speed groups, each merged with its key's batch part, then the keys
- *		gone from the speed layer, as their batch part alone or, without
- *		one, deleted.  When many keys changed, their serving rows are found
- *		by one scan of the table (apply_delta_scan.c) rather than one index
- *		lookup each; true if they were.
- */
-bool
-delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
-			Snapshot snapshot, KeyLookup *lookup, ApplyChanges *ch)
-{
-	MemoryContext oldcxt = MemoryContextSwitchTo(ds->cxt);
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			live = 0;
-	bool		scanned;
-
-	ds->shape = shape;
-	ds->lookup = lookup;
-	ds->ch = ch;
-	ds->servatt = palloc(sizeof(AttrNumber) * ds->ncols);
-	for (int a = 0; a < desc->natts && live < ds->ncols; a++)
-		if (!TupleDescAttr(desc, a)->attisdropped)
-			ds->servatt[live++] = a;
-	ds->keyslot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
-	ds->writer = writer_begin_sink(rel, changed_row, ds);
-	scanned = delta_scan_pays(ds, rel);
-	if (scanned)
-		delta_scan_apply(ds, rel, snapshot);
-	for (uint64 i = 0; i <= ds->speed.mask; i++)
-	{
-		Group	   *sg = ds->speed.groups[i];
-		Group	   *bg;
-
-		if (ds->speed.tags[i] == 0 || !sg->matched || sg->applied)
-			continue;
-		delta_key_row(ds, sg);
-		bg = delta_find_part(ds, sg->hash);
-		if (scanned)
-		{
-			/* the scan saw every serving row: this key has none */
-			if (bg == NULL && ds->skip_batch)
-				bg = delta_serving_part(ds, sg, NULL, false);
-			ds->looked_up = LOOKED_UP_NONE;
-		}
-		else if (bg == NULL && ds->skip_batch)
-			bg = serving_part(ds, sg);
-		if (bg != NULL && bg->matched)
-			bg = NULL;
-		delta_merged_row(ds, bg, sg);
-	}
-	ds->deleting = true;
-	for (int n = 0; n < ds->ngone; n++)
-	{
-		char	   *p = ds->gone[n] + sizeof(uint64);
-		Group	   *bg;
-
-		delta_restore_key(ds, &p);
-		bg = delta_find_part(ds, group_key_hash(ds->cols, ds->ncols, ds->values,
-												ds->nulls));
-		if (bg != NULL && !bg->matched)
-		{
-			ds->deleting = false;
-			delta_merged_row(ds, bg, NULL);
-			ds->deleting = true;
-		}
-		else
-			writer_put(ds->writer, ds->values, ds->nulls);
-	}
-	(void) writer_end(ds->writer);
-	ExecDropSingleTupleTableSlot(ds->keyslot);
-	MemoryContextSwitchTo(oldcxt);
-	return scanned;
 }
 
 /*

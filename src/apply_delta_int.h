@@ -2,9 +2,9 @@
  *
  * apply_delta_int.h
  *	  The state of one refresh following the change, shared by the files
- *	  that read the layers (apply_delta.c), that save and restore what a
- *	  refresh leaves for the next one (apply_delta_state.c) and that find
- *	  many changed keys' serving rows by a scan (apply_delta_scan.c).
+ *	  that read the layers (apply_delta.c), that apply the changed keys'
+ *	  rows (apply_delta_apply.c, apply_delta_scan.c) and that save and
+ *	  restore what a refresh leaves for the next one (apply_delta_state.c).
  *	  Private to them; apply_delta.h is the interface.
  *
  *-------------------------------------------------------------------------
@@ -83,12 +83,9 @@ struct DeltaScan
 	}			looked_up;
 };
 
-/* apply_delta.c */
-extern void delta_key_row(DeltaScan *ds, Group *g);
-extern Group *delta_find_part(DeltaScan *ds, uint64 h);
-extern Group *delta_serving_part(DeltaScan *ds, Group *sg,
-								 TupleTableSlot *found, bool exists);
-extern void delta_merged_row(DeltaScan *ds, Group *bg, Group *sg);
+/* apply_delta_apply.c */
+extern void delta_apply_group(DeltaScan *ds, Group *sg, TupleTableSlot *found,
+							  bool absent);
 
 /* apply_delta_scan.c */
 extern bool delta_scan_pays(DeltaScan *ds, Relation rel);

@@ -69,8 +69,8 @@ delta_scan_pays(DeltaScan *ds, Relation rel)
  * delta_scan_apply
  *		Scan the serving table under snapshot and, for each row whose key is
  *		a changed speed group's, merge the group with its key's batch part
- *		(the state's, or this very row when the batch layer was not read:
- *		delta_serving_part()) and apply the new row to it.  The group is
+ *		(the state's, or this very row when the batch layer was not read)
+ *		and apply the new row to it (delta_apply_group()).  The group is
  *		marked applied, so that delta_apply() inserts only the rows of the
  *		others.  Needs ds set up by delta_apply().
  */
@@ -96,7 +96,6 @@ delta_scan_apply(DeltaScan *ds, Relation rel, Snapshot snapshot)
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		Group	   *sg;
-		Group	   *bg;
 		uint64		h;
 
 		CHECK_FOR_INTERRUPTS();
@@ -120,14 +119,7 @@ delta_scan_apply(DeltaScan *ds, Relation rel, Snapshot snapshot)
 
 		/* the row as the changes need it: in their slot, fetched */
 		changes_fetch(ds->ch, &slot->tts_tid);
-		delta_key_row(ds, sg);
-		bg = delta_find_part(ds, sg->hash);
-		if (bg == NULL && ds->skip_batch)
-			bg = delta_serving_part(ds, sg, found, true);
-		if (bg != NULL && bg->matched)
-			bg = NULL;
-		ds->looked_up = LOOKED_UP_FOUND;
-		delta_merged_row(ds, bg, sg);
+		delta_apply_group(ds, sg, found, false);
 	}
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);

@@ -1,0 +1,281 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply_delta_apply.c
+ *	  Mode 'apply' following the change, step 3 (apply_delta.c describes
+ *	  the steps): each changed key's speed group merged with its batch
+ *	  part, exactly as the C merge merges them, and applied to the key's
+ *	  serving row, which the unique index on the key finds or, when many
+ *	  keys changed, one scan of the table (apply_delta_scan.c); then the
+ *	  keys gone from the speed layer.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "apply_delta_int.h"
+#include "apply_lookup.h"
+
+/*
+ * changed_row
+ *		The writer's sink in step 3: the new row of a changed key (or, when
+ *		deleting, a row holding only the key of one gone from both layers)
+ *		compared with its serving row and applied.
+ */
+static void
+changed_row(TupleTableSlot *slot, void *arg)
+{
+	DeltaScan  *ds = arg;
+	ApplyChanges *ch = ds->ch;
+	ItemPointerData tid;
+
+	CHECK_FOR_INTERRUPTS();
+	/* serving_part() may have looked the key up already */
+	if (ds->looked_up == LOOKED_UP_NONE ||
+		(ds->looked_up == LOOKED_UP_NOT &&
+		 !lookup_fetch(ds->lookup, slot, changes_oldslot(ch))))
+	{
+		ds->looked_up = LOOKED_UP_NOT;
+		if (!ds->deleting)
+			changes_insert(ch, slot);
+		return;
+	}
+	ds->looked_up = LOOKED_UP_NOT;
+	tid = changes_oldslot(ch)->tts_tid;
+	if (ds->deleting)
+		changes_delete(ch, &tid, false);
+	else
+		changes_update(ch, &tid, false, slot,
+					   row_same_image(ds->shape, changes_oldslot(ch), slot));
+}
+
+/*
+ * merged_row
+ *		The merge of a key's batch part bg and speed group sg (either may
+ *		be NULL) into the writer, as the C merge's write_group() makes it:
+ *		the batch accumulator first, then the speed group's.
+ */
+static void
+merged_row(DeltaScan *ds, Group *bg, Group *sg)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(ds->rowcxt);
+	Group	   *first = bg != NULL ? bg : sg;
+
+	for (int i = 0; i < ds->ncols; i++)
+	{
+		FastColumn *col = &ds->cols[i];
+		Acc			acc = first->acc[i];
+
+		if (col->acc == ACC_KEY)
+		{
+			ds->values[i] = acc.v.value;
+			ds->nulls[i] = acc.isnull;
+			continue;
+		}
+		if (bg != NULL && sg != NULL)
+		{
+			/* a copy of the value: acc_merge frees what it replaces */
+			if (!acc.isnull && col->acc != ACC_SUM_INT)
+				acc.v.value = datumCopy(acc.v.value, col->typbyval, col->typlen);
+			acc_merge(col, &acc, &sg->acc[i]);
+		}
+		ds->nulls[i] = acc.isnull;
+		ds->values[i] = acc.isnull ? (Datum) 0 : acc_result(col, &acc);
+	}
+	writer_put(ds->writer, ds->values, ds->nulls);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(ds->rowcxt);
+}
+
+/* group g's key as row arrays (measures NULL), for a lookup */
+static void
+key_row(DeltaScan *ds, Group *g)
+{
+	for (int i = 0; i < ds->ncols; i++)
+	{
+		ds->values[i] = g->acc[i].v.value;
+		ds->nulls[i] = ds->cols[i].acc != ACC_KEY || g->acc[i].isnull;
+	}
+}
+
+/* the batch part of the key in ds->values (hash h), NULL if not known */
+static Group *
+find_part(DeltaScan *ds, uint64 h)
+{
+	return group_table_find(&ds->batch, ds->cols, ds->ncols, CHANGED_HASH(h),
+							ds->values, ds->nulls, false);
+}
+
+/*
+ * serving_part
+ *		The batch part of speed group sg's key, new to the speed layer since
+ *		the last refresh, which did not read the batch layer: the key's
+ *		serving row found (exists), which the last refresh left as the merge
+ *		of its batch rows alone (nothing else changed the table:
+ *		apply_watch.c), made the accumulators it came from again (exactly:
+ *		the serving columns are the merge's types, and a merged value is its
+ *		own accumulator).  No serving row: the key has no batch rows.  The
+ *		part is kept for the state the refresh leaves.  Leaves the key in
+ *		ds->values and ds->nulls.
+ */
+static Group *
+serving_part(DeltaScan *ds, Group *sg, TupleTableSlot *found, bool exists)
+{
+	Group	   *part;
+	MemoryContext oldcxt;
+
+	key_row(ds, sg);
+	if (exists)
+	{
+		/* the key as the batch rows have it, as the C merge writes it */
+		slot_getallattrs(found);
+		for (int i = 0; i < ds->ncols; i++)
+			if (ds->cols[i].acc == ACC_KEY)
+			{
+				ds->values[i] = found->tts_values[ds->servatt[i]];
+				ds->nulls[i] = found->tts_isnull[ds->servatt[i]];
+			}
+	}
+	part = group_table_find(&ds->batch, ds->cols, ds->ncols,
+							CHANGED_HASH(sg->hash), ds->values, ds->nulls,
+							true);
+	part->matched = !exists;
+	if (!exists)
+		return NULL;
+	oldcxt = MemoryContextSwitchTo(ds->batch.cxt);
+	for (int i = 0; i < ds->ncols; i++)
+		if (ds->cols[i].acc != ACC_KEY)
+			acc_add(&ds->cols[i], &part->acc[i],
+					found->tts_values[ds->servatt[i]],
+					found->tts_isnull[ds->servatt[i]]);
+	MemoryContextSwitchTo(oldcxt);
+	return part;
+}
+
+/*
+ * looked_up_part
+ *		serving_part() of the serving row that the index finds for sg's key,
+ *		which changed_row() then compares with.
+ */
+static Group *
+looked_up_part(DeltaScan *ds, Group *sg)
+{
+	TupleTableSlot *found = changes_oldslot(ds->ch);
+	TupleTableSlot *key = ds->keyslot;
+	bool		exists;
+
+	key_row(ds, sg);
+	ExecClearTuple(key);
+	for (int a = 0; a < key->tts_tupleDescriptor->natts; a++)
+		key->tts_isnull[a] = true;
+	for (int i = 0; i < ds->ncols; i++)
+	{
+		key->tts_values[ds->servatt[i]] = ds->values[i];
+		key->tts_isnull[ds->servatt[i]] = ds->nulls[i];
+	}
+	ExecStoreVirtualTuple(key);
+	exists = lookup_fetch(ds->lookup, key, found);
+	ds->looked_up = exists ? LOOKED_UP_FOUND : LOOKED_UP_NONE;
+	return serving_part(ds, sg, found, exists);
+}
+
+/*
+ * delta_apply_group
+ *		Changed speed group sg merged with its key's batch part (the one the
+ *		state kept or, when the batch layer was not read, the key's serving
+ *		row: serving_part()) and applied to the key's serving row: found
+ *		(fetched into the changes' slot) when the caller has it, none when
+ *		the caller knows there is none (absent), else the one the index
+ *		finds.
+ */
+void
+delta_apply_group(DeltaScan *ds, Group *sg, TupleTableSlot *found,
+				  bool absent)
+{
+	Group	   *bg;
+
+	key_row(ds, sg);
+	bg = find_part(ds, sg->hash);
+	if (found == NULL && !absent)
+	{
+		/* changed_row() looks the row up, if looked_up_part() did not */
+		if (bg == NULL && ds->skip_batch)
+			bg = looked_up_part(ds, sg);
+	}
+	else
+	{
+		if (bg == NULL && ds->skip_batch)
+			bg = serving_part(ds, sg, found, found != NULL);
+		ds->looked_up = found != NULL ? LOOKED_UP_FOUND : LOOKED_UP_NONE;
+	}
+	if (bg != NULL && bg->matched)
+		bg = NULL;
+	merged_row(ds, bg, sg);
+}
+
+/*
+ * delta_apply
+ *		Step 3: the changed keys' new rows compared and applied: the changed
+ *		speed groups, each merged with its key's batch part, then the keys
+ *		gone from the speed layer, as their batch part alone or, without
+ *		one, deleted.  When many keys changed, their serving rows are found
+ *		by one scan of the table (apply_delta_scan.c) rather than one index
+ *		lookup each; true if they were.
+ */
+bool
+delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
+			Snapshot snapshot, KeyLookup *lookup, ApplyChanges *ch)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(ds->cxt);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			live = 0;
+	bool		scanned;
+
+	ds->shape = shape;
+	ds->lookup = lookup;
+	ds->ch = ch;
+	ds->servatt = palloc(sizeof(AttrNumber) * ds->ncols);
+	for (int a = 0; a < desc->natts && live < ds->ncols; a++)
+		if (!TupleDescAttr(desc, a)->attisdropped)
+			ds->servatt[live++] = a;
+	ds->keyslot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	ds->writer = writer_begin_sink(rel, changed_row, ds);
+	scanned = delta_scan_pays(ds, rel);
+	if (scanned)
+		delta_scan_apply(ds, rel, snapshot);
+	for (uint64 i = 0; i <= ds->speed.mask; i++)
+	{
+		Group	   *sg = ds->speed.groups[i];
+
+		/* after a scan, which saw every serving row, a key left has none */
+		if (ds->speed.tags[i] != 0 && sg->matched && !sg->applied)
+			delta_apply_group(ds, sg, NULL, scanned);
+	}
+	ds->deleting = true;
+	for (int n = 0; n < ds->ngone; n++)
+	{
+		char	   *p = ds->gone[n] + sizeof(uint64);
+		Group	   *bg;
+
+		delta_restore_key(ds, &p);
+		bg = find_part(ds, group_key_hash(ds->cols, ds->ncols, ds->values,
+												ds->nulls));
+		if (bg != NULL && !bg->matched)
+		{
+			ds->deleting = false;
+			merged_row(ds, bg, NULL);
+			ds->deleting = true;
+		}
+		else
+			writer_put(ds->writer, ds->values, ds->nulls);
+	}
+	(void) writer_end(ds->writer);
+	ExecDropSingleTupleTableSlot(ds->keyslot);
+	MemoryContextSwitchTo(oldcxt);
+	return scanned;
+}
