@@ -35,7 +35,7 @@ changed_row(TupleTableSlot *slot, void *arg)
 	ItemPointerData tid;
 
 	CHECK_FOR_INTERRUPTS();
-	/* serving_part() may have looked the key up already */
+	/* looked_up_part() or the scan may have found the row already */
 	if (ds->looked_up == LOOKED_UP_NONE ||
 		(ds->looked_up == LOOKED_UP_NOT &&
 		 !lookup_fetch(ds->lookup, slot, changes_oldslot(ch))))
