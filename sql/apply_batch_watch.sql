@@ -49,6 +49,25 @@ SELECT target, output_rows FROM serving_layer_refresh() ORDER BY target;
 -- on its pages (HOT); the one made in mode 'swap' does not
 SELECT relname, reloptions FROM pg_class WHERE oid IN ('srv'::regclass, 'ref'::regclass)
 ORDER BY relname;
+-- serving_layer.apply_fillfactor sets the room a table made in mode 'apply'
+-- keeps (50 for a batch layer rewritten in full); a table that exists keeps
+-- its own, and the setting takes only what a fillfactor can be
+SET serving_layer.apply_fillfactor = 50;
+SELECT serving_layer_define('bw.srv50', 'bw.b', 'bw.s', key => '{k,k2}',
+	merge => '{"m": "max", "f": "min"}', mode => 'apply');
+SELECT output_rows FROM serving_layer_refresh('bw.srv50');
+SELECT count(*) FROM (SELECT * FROM srv50 EXCEPT ALL SELECT * FROM srv) d;
+SET serving_layer.apply_fillfactor = 70;
+SELECT output_rows FROM serving_layer_refresh('bw.srv50');
+SELECT relname, reloptions FROM pg_class WHERE oid = 'srv50'::regclass;
+SELECT serving_layer_forget('bw.srv50');
+DROP TABLE srv50;
+\set VERBOSITY sqlstate
+SET serving_layer.apply_fillfactor = 9;
+SET serving_layer.apply_fillfactor = 101;
+\set VERBOSITY default
+RESET serving_layer.apply_fillfactor;
+SHOW serving_layer.apply_fillfactor;
 CREATE UNIQUE INDEX srv_key ON srv (k, k2);
 SELECT serving_layer_define('bw.srv', 'bw.b', 'bw.s', key => '{k,k2}',
 	merge => '{"m": "max", "f": "min"}', mode => 'apply');

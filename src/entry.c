@@ -53,6 +53,7 @@ bool		sl_progress_old_name = false;
 bool		sl_fast_merge = true;
 int			sl_fast_merge_memory = 192 * 1024;
 int			sl_apply_find_rows = APPLY_FIND_AUTO;
+int			sl_apply_fillfactor = 90;
 
 static const struct config_enum_entry if_running_options[] = {
 	{"wait", IF_RUNNING_WAIT, false},
@@ -138,6 +139,13 @@ _PG_init(void)
 							 APPLY_FIND_AUTO, apply_find_rows_options,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("serving_layer.apply_fillfactor",
+							"Fillfactor of a serving table that a refresh in mode 'apply' creates.",
+							"The room left on each page is what lets the refreshes' UPDATEs stay on the page (HOT updates, no new index entry): about the share of rows a refresh changes. Tables that exist keep their own.",
+							&sl_apply_fillfactor,
+							90, 10, 100,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
 	DefineCustomRealVariable("serving_layer.min_batch_fraction",
 							 "Smallest share of the last successful refresh's batch rows a refresh accepts.",
 							 "A refresh whose batch layer has fewer rows than this times the batch rows of the target's last successful refresh fails, leaving the serving table as it is. 0 disables the check.",

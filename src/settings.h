@@ -34,5 +34,6 @@ extern double sl_min_batch_fraction;	/* batch_guard.c */
 extern bool sl_fast_merge;
 extern int	sl_fast_merge_memory;
 extern int	sl_apply_find_rows;
+extern int	sl_apply_fillfactor;	/* target_create.c */
 
 #endif							/* SL_SETTINGS_H */

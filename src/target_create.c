@@ -19,16 +19,10 @@
 #include "apply_watch.h"
 #include "catalog.h"
 #include "merge_sql.h"
+#include "settings.h"
 #include "target.h"
 #include "target_create.h"
 #include "util.h"
-
-/*
- * The fillfactor of a serving table a refresh in mode 'apply' creates: a
- * tenth of each page left free, as much as a refresh that changes a tenth
- * of the rows needs to update them all in place.
- */
-#define APPLY_FILLFACTOR	90
 
 /*
  * role_name
@@ -83,14 +77,18 @@ target_lock_or_create(const MergePlan *plan, const Definition *def)
 		/*
 		 * A new table in mode 'apply' is watched (apply_watch.c), and keeps
 		 * room on its pages for the refreshes' UPDATEs: an updated row that
-		 * fits on its page is a HOT update, which adds no index entry.
+		 * fits on its page is a HOT update, which adds no index entry.  The
+		 * default, 90, leaves a tenth of each page free, as much as a
+		 * refresh that changes a tenth of the rows needs; a batch layer
+		 * rewritten with new values for every key needs half
+		 * (serving_layer.apply_fillfactor = 50: test/bench/apply.sh).
 		 */
 		if (def->mode == REFRESH_MODE_APPLY)
 		{
 			(void) sl_spi_run(psprintf("ALTER TABLE %s SET (fillfactor = %d)",
 									   quote_qualified_identifier(target->schema,
 																  target->name),
-									   APPLY_FILLFACTOR),
+									   sl_apply_fillfactor),
 							  SPI_OK_UTILITY, &call);
 			apply_watch_set(relid, true);
 		}

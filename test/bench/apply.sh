@@ -42,9 +42,15 @@
 # (pgstattuple) and reported, as is the WAL each timed statement wrote
 # (pg_current_wal_lsn() before and after).  The refresh's verbose lines say where its
 # time goes (scan of the serving table; merge and changes).  Raw logs and
-# the report go to test/bench/out/apply/.
+# the report go to test/bench/out/apply/ (apply-ffF/ with --fillfactor).
 #
 #   test/bench/apply.sh [--quick] [--runs N] [--sizes "N ..."] [--append]
+#                       [--fillfactor F]
+#
+# --fillfactor F: the first refresh makes the serving table with
+# serving_layer.apply_fillfactor = F instead of the default 90 (and the twin
+# s_sql gets F too); 50 leaves room on every page to update all its rows
+# in place.
 #
 # --append keeps the runs of earlier invocations (runs.tsv) and reports every
 # size found there.
@@ -58,19 +64,21 @@ set -euo pipefail
 SIZES=(2000000 5000000)
 RUNS=3
 APPEND=0
+FILLFACTOR=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) SIZES=(200000) ;;
 	--runs) RUNS=$2; shift ;;
 	--sizes) read -r -a SIZES <<<"$2"; shift ;;
 	--append) APPEND=1 ;;
-	-h | --help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--fillfactor) FILLFACTOR=$2; shift ;;
+	-h | --help) sed -n '2,58p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 	shift
 done
 
-OUT=$BENCH_OUT/apply
+OUT=$BENCH_OUT/apply${FILLFACTOR:+-ff$FILLFACTOR}
 RAW=$OUT/raw
 mkdir -p "$RAW"
 RUNS_TSV=$OUT/runs.tsv
@@ -101,7 +109,8 @@ setup() {
 		DROP TABLE IF EXISTS s_apply, s_swap, s_sql;
 		SELECT serving_layer_forget(target) FROM serving_layer_definitions;
 		-- s_apply is made by its first refresh, as mode 'apply' makes a
-		-- table (fillfactor 90)
+		-- table (fillfactor 90, or --fillfactor's)
+		${FILLFACTOR:+SET serving_layer.apply_fillfactor = $FILLFACTOR;}
 		SELECT serving_layer_define('s_apply', 'batch_layer', 'speed_layer', mode => 'apply');
 		SELECT serving_layer_define('s_swap', 'batch_layer', 'speed_layer', mode => 'swap');
 		SELECT count(*) FROM serving_layer_refresh();
@@ -111,7 +120,7 @@ setup() {
 		-- state the next ones follow the change from, as in a pipeline
 		SELECT count(*) FROM serving_layer_refresh('s_apply');
 		$MV_SQL
-		CREATE TABLE s_sql WITH (fillfactor = 90) AS SELECT * FROM s_apply;
+		CREATE TABLE s_sql WITH (fillfactor = ${FILLFACTOR:-90}) AS SELECT * FROM s_apply;
 		CREATE UNIQUE INDEX ON s_sql (location);
 		VACUUM ANALYZE s_apply, s_swap, mv, s_sql;
 	SQL
@@ -230,6 +239,7 @@ report() {
 	echo "Runs at each N: $(for n in "${SIZES[@]}"; do
 		printf '%s %s, ' "$(human "$n")" "$(awk -F'\t' -v n="$n" '$1 == n && $2 == "apply" && $3 == "1pct"' "$RUNS_TSV" | wc -l)"
 	done | sed 's/, $//'); medians of those, seconds; ratios to the plain copy (floor) of the same N."
+	echo "The serving table and its twin at fillfactor ${FILLFACTOR:-90}${FILLFACTOR:+ (--fillfactor)}."
 	echo "Changed rows and dead tuples left (pgstattuple, after the run) of the 'apply' runs."
 	echo
 	echo "| N | floor (copy) | apply 1 % | apply 1 % warm | apply new 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | SQL UPDATE 10 % / through the index / all | 1 % / floor | 1 % warm / floor | new 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | SQL UPDATE 10 % / through the index / all, / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / 1 % warm / new / 10 % / all |"
