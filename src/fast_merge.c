@@ -344,8 +344,7 @@ fm_write_groups(FastMerge *fm)
 		/* the next round: the rows left over, which may leave some again */
 		left = fm->dupfile;
 		fm->dupfile = NULL;
-		if (BufFileSeek(left, 0, 0, SEEK_SET) != 0)
-			elog(ERROR, "could not rewind a temporary file of the C merge");
+		spill_file_rewind(left);
 		while ((slot = spill_row_read(fm, left, &h)) != NULL)
 		{
 			CHECK_FOR_INTERRUPTS();

@@ -259,6 +259,7 @@ extern void spill_row_write(FastMerge *fm, BufFile **file, uint64 h,
 							TupleTableSlot *slot);
 extern TupleTableSlot *spill_row_read(FastMerge *fm, BufFile *file,
 									  uint64 *h);
+extern void spill_file_rewind(BufFile *file);
 
 /* group_table.c */
 extern uint64 group_key_hash(FastColumn *cols, int ncols, Datum *values,

@@ -33,7 +33,6 @@ extern void spill_decode_group(FastMerge *fm, Datum *values, bool *nulls,
 							   Acc *accs);
 extern void spill_write_hash(FastMerge *fm, BufFile **file, uint64 h);
 extern bool spill_read_hash(BufFile *file, uint64 *h);
-extern void spill_file_rewind(BufFile *file);
 extern void spill_file_close(BufFile **file);
 
 #endif							/* SL_SPILL_FILE_H */
