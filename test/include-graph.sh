@@ -5,7 +5,9 @@
 # one "file -> header" line each, and fail when the modules include each
 # other in a cycle.  A module is a .c file with its .h (merge_plan.c and
 # merge_plan.h are the module merge_plan), so "a.c includes b.h and b.c
-# includes a.h" is a cycle even though no header includes itself.
+# includes a.h" is a cycle even though no header includes itself.  A
+# module's internal header, x_int.h (the declarations its several files
+# share, as apply_delta_int.h for apply_delta*.c), belongs to module x.
 #
 # Usage: test/include-graph.sh [--check-headers]
 #   --check-headers  also compile each header alone after postgres.h, to
@@ -27,7 +29,9 @@ for f in *.c *.h; do
 			[ -f "$h" ] || continue
 			echo "$f -> $h"
 			from=${f%.*}
+			from=${from%_int}
 			to=${h%.*}
+			to=${to%_int}
 			[ "$from" != "$to" ] && echo "$from $to" >>"$edges"
 		done
 done

@@ -64,6 +64,13 @@ if ! bash "$SL_ROOT/test/compat-check.sh"; then
 	exit 1
 fi
 
+# Modules that include each other in a cycle (README, "Source layout").
+if ! bash "$SL_ROOT/test/include-graph.sh" >/dev/null; then
+	echo "test/include-graph.sh found an include cycle among src/'s modules (see above): no test ran"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
 # A major without its own PostgreSQL here, which a Debian chroot provides:
 # run this script inside that chroot (it ends with the closing line).
 if [ ! -x "$PG_CONFIG" ] && sl_chroot_suite "$major" >/dev/null; then
