@@ -86,7 +86,7 @@ AS 'MODULE_PATHNAME', 'serving_layer_typmod'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 --
--- The SQL interface (CONTRACT.md).
+-- The SQL interface (README.md, "Reference").
 --
 CREATE FUNCTION serving_layer_define(
 	target text,
