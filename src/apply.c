@@ -244,7 +244,7 @@ apply_row(TupleTableSlot *slot, void *arg)
 		changes_insert(st->ch, slot);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(st->rowcxt);
-	}
+}
 
 /*
  * delete_unmatched
