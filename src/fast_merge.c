@@ -396,7 +396,7 @@ reltuples_of(Oid relid)
  *		instead (global_dups false).
  */
 static void
-key_pass(FastMerge *fm, const MergePlan *plan)
+key_pass(FastMerge *fm)
 {
 	uint64		expected = fm->batch_reltuples > 0 ? (uint64) fm->batch_reltuples : 0;
 
@@ -466,7 +466,7 @@ fast_merge(const MergePlan *plan, HeapWriter *writer, int64 *batch_rows,
 	 * the pass costs (about a fifth of the refresh at 5M keys and 100 %).
 	 */
 	fm->speed_limit = fm->budget;
-	key_pass(fm, plan);
+	key_pass(fm);
 	if (!fm->global_dups)
 	{
 		/* incomplete: found per partition */
