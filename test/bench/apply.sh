@@ -21,6 +21,10 @@
 #   apply all   the batch reloaded with new values for every key
 #               (TRUNCATE + INSERT), then 'apply' (which compares in full:
 #               the batch layer changed)
+#   apply reload  the batch reloaded with the rows it has (TRUNCATE +
+#               INSERT of the same rows, as a batch job that replaces its
+#               table each run and found nothing new), then 'apply': compared
+#               in full, nothing to change
 # Every 'apply' run follows a refresh of the same target (set-up makes one),
 # so 1 % and 10 % follow the change (apply_delta.c) as in a pipeline.
 #   swap        a 'swap' refresh of the same change (1 %), for reference
@@ -138,6 +142,8 @@ change_sql() {
 	all) echo "BEGIN; CREATE TEMP TABLE nb AS SELECT location, count_id + 1 AS count_id,
 		sum_followers_count, sum_favorite_count, sum_retweet_count FROM batch_layer;
 		TRUNCATE batch_layer; INSERT INTO batch_layer SELECT * FROM nb; COMMIT;" ;;
+	reload) echo "BEGIN; CREATE TEMP TABLE nb AS SELECT * FROM batch_layer;
+		TRUNCATE batch_layer; INSERT INTO batch_layer SELECT * FROM nb; COMMIT;" ;;
 	esac
 }
 
@@ -206,7 +212,7 @@ for n in "${SIZES[@]}"; do
 	log "N=$(human "$n"): setup"
 	setup "$n"
 	for run in $(seq 1 "$RUNS"); do
-		for ch in 1pct new1pct 10pct all; do
+		for ch in 1pct new1pct 10pct all reload; do
 			log "N=$(human "$n") run $run: floor, apply $ch"
 			timed_run "$n" floor - "$run" >/dev/null
 			timed_run "$n" apply "$ch" "$run" >/dev/null
@@ -242,8 +248,8 @@ report() {
 	echo "The serving table and its twin at fillfactor ${FILLFACTOR:-90}${FILLFACTOR:+ (--fillfactor)}."
 	echo "Changed rows and dead tuples left (pgstattuple, after the run) of the 'apply' runs."
 	echo
-	echo "| N | floor (copy) | apply 1 % | apply 1 % warm | apply new 1 % | apply 10 % | apply all | swap (1 %) | mv concurrently (1 %) | SQL UPDATE 10 % / through the index / all | 1 % / floor | 1 % warm / floor | new 1 % / floor | 10 % / floor | all / floor | swap / floor | mv / floor | SQL UPDATE 10 % / through the index / all, / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / 1 % warm / new / 10 % / all |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| N | floor (copy) | apply 1 % | apply 1 % warm | apply new 1 % | apply 10 % | apply all | apply reload | swap (1 %) | mv concurrently (1 %) | SQL UPDATE 10 % / through the index / all | 1 % / floor | 1 % warm / floor | new 1 % / floor | 10 % / floor | all / floor | reload / floor | swap / floor | mv / floor | SQL UPDATE 10 % / through the index / all, / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / 1 % warm / new / 10 % / all / reload |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for n in "${SIZES[@]}"; do
 		floor=$(med "$n" floor -)
 		a1=$(med "$n" apply 1pct)
@@ -251,24 +257,25 @@ report() {
 		an=$(med "$n" apply new1pct)
 		a10=$(med "$n" apply 10pct)
 		aall=$(med "$n" apply all)
+		arel=$(med "$n" apply reload)
 		sw=$(med "$n" swap 1pct)
 		mv=$(med "$n" mv 1pct)
 		q10=$(med "$n" sql 10pct)
 		qix=$(med "$n" sqlix 10pct)
 		qall=$(med "$n" sql all)
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s / %s / %s |\n' \
-			"$(human "$n")" "$floor" "$a1" "$aw" "$an" "$a10" "$aall" "$sw" "$mv" "$q10" "$qix" "$qall" \
-			"$(ratio "$a1" "$floor")" "$(ratio "$aw" "$floor")" "$(ratio "$an" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" \
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s / %s / %s / %s |\n' \
+			"$(human "$n")" "$floor" "$a1" "$aw" "$an" "$a10" "$aall" "$arel" "$sw" "$mv" "$q10" "$qix" "$qall" \
+			"$(ratio "$a1" "$floor")" "$(ratio "$aw" "$floor")" "$(ratio "$an" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" "$(ratio "$arel" "$floor")" \
 			"$(ratio "$sw" "$floor")" "$(ratio "$mv" "$floor")" "$(ratio "$q10" "$floor")" "$(ratio "$qix" "$floor")" "$(ratio "$qall" "$floor")" \
 			"$(imed "$n" apply 1pct 6)" "$(imed "$n" apply new1pct 6)" "$(imed "$n" apply 10pct 6)" "$(imed "$n" apply all 6)" \
 			"$(imed "$n" apply 1pct 7)" "$(imed "$n" apply new1pct 7)" "$(imed "$n" apply 10pct 7)" "$(imed "$n" apply all 7)" \
-			"$(wal_mb "$n" floor -)" "$(wal_mb "$n" apply 1pct)" "$(wal_mb "$n" apply 1pct_warm)" "$(wal_mb "$n" apply new1pct)" "$(wal_mb "$n" apply 10pct)" "$(wal_mb "$n" apply all)"
+			"$(wal_mb "$n" floor -)" "$(wal_mb "$n" apply 1pct)" "$(wal_mb "$n" apply 1pct_warm)" "$(wal_mb "$n" apply new1pct)" "$(wal_mb "$n" apply 10pct)" "$(wal_mb "$n" apply all)" "$(wal_mb "$n" apply reload)"
 	done
 	echo
 	echo "Where an 'apply' refresh's time goes (progress lines of the last run at each N):"
 	echo
 	for n in "${SIZES[@]}"; do
-		for ch in 1pct 1pct_warm new1pct 10pct all; do
+		for ch in 1pct 1pct_warm new1pct 10pct all reload; do
 			echo "- $(human "$n") $ch: $(grep -h -o 'refresh of s_apply: .*' "$RAW/${n}_apply_${ch}_${RUNS}.log" | sed 's/refresh of s_apply: //' | paste -sd ';' -)"
 		done
 	done
