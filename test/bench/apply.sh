@@ -92,15 +92,8 @@ bench_start_cluster
 bq -c 'CREATE EXTENSION pgstattuple' >/dev/null
 
 # The merge a swap or an apply refresh computes, as a materialized view.
-MV_SQL='CREATE MATERIALIZED VIEW mv AS
-	SELECT location, sum(count_id)::bigint AS count_id,
-		   sum(sum_followers_count)::bigint AS sum_followers_count,
-		   sum(sum_favorite_count)::bigint AS sum_favorite_count,
-		   sum(sum_retweet_count)::bigint AS sum_retweet_count
-	FROM (SELECT * FROM batch_layer
-		  UNION ALL SELECT * FROM speed_layer) u
-	GROUP BY location;
-	CREATE UNIQUE INDEX ON mv (location);'
+MV_SQL="CREATE MATERIALIZED VIEW mv AS $BENCH_MERGE_SQL;
+	CREATE UNIQUE INDEX ON mv (location);"
 
 # Build the layers at N keys, both serving tables and the view.
 setup() {

@@ -45,12 +45,7 @@ log "N=$(human "$N"): layers and the three copies"
 make_batch "$N" plain
 make_speed "$N" 10 plain
 {
-	echo "CREATE TABLE merged AS SELECT location, sum(count_id)::bigint AS count_id,
-		sum(sum_followers_count)::bigint AS sum_followers_count,
-		sum(sum_favorite_count)::bigint AS sum_favorite_count,
-		sum(sum_retweet_count)::bigint AS sum_retweet_count
-	FROM (SELECT * FROM batch_layer UNION ALL SELECT * FROM speed_layer) u
-	GROUP BY location;"
+	echo "CREATE TABLE merged AS $BENCH_MERGE_SQL;"
 	for f in "${FACTORS[@]}"; do
 		echo "CREATE TABLE s$f WITH (fillfactor = $f) AS SELECT * FROM merged;
 		CREATE UNIQUE INDEX s${f}_key ON s$f (location);"

@@ -211,6 +211,16 @@ make_speed() {
 	settle speed_layer "$3"
 }
 
+# The merge a refresh computes for the classic layout, as one query: the
+# reference the benchmarks compare a serving table with, and what they copy
+# or put in a materialized view.
+BENCH_MERGE_SQL='SELECT location, sum(count_id)::bigint AS count_id,
+		sum(sum_followers_count)::bigint AS sum_followers_count,
+		sum(sum_favorite_count)::bigint AS sum_favorite_count,
+		sum(sum_retweet_count)::bigint AS sum_retweet_count
+	FROM (SELECT * FROM batch_layer UNION ALL SELECT * FROM speed_layer) AS u
+	GROUP BY location'
+
 # VACUUM ANALYZE a table ($2 = analyze) or read it once (anything else).
 settle() {
 	if [ "$2" = analyze ]; then

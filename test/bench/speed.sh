@@ -203,15 +203,9 @@ peak_mem() {
 # Compare serving_layer with GROUP BY over batch UNION ALL speed (EXCEPT ALL
 # both ways); print "extra missing rows".
 compare_with_reference() {
-	bq <<-'SQL'
+	bq <<-SQL
 		SET client_min_messages = warning;
-		CREATE TABLE IF NOT EXISTS bench_ref AS
-		SELECT location, sum(count_id)::bigint AS count_id,
-		       sum(sum_followers_count)::bigint AS sum_followers_count,
-		       sum(sum_favorite_count)::bigint AS sum_favorite_count,
-		       sum(sum_retweet_count)::bigint AS sum_retweet_count
-		FROM (SELECT * FROM batch_layer UNION ALL SELECT * FROM speed_layer) AS u
-		GROUP BY location;
+		CREATE TABLE IF NOT EXISTS bench_ref AS $BENCH_MERGE_SQL;
 		SELECT (SELECT count(*) FROM (SELECT * FROM serving_layer EXCEPT ALL SELECT * FROM bench_ref) AS e1)
 		       || ' ' ||
 		       (SELECT count(*) FROM (SELECT * FROM bench_ref EXCEPT ALL SELECT * FROM serving_layer) AS e2)
