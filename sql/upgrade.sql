@@ -1,10 +1,10 @@
 --
 -- upgrade: the extension created at version 1.0 and updated to 1.1, 1.2,
--- 1.3 and 1.4 keeps its definitions and history, gains
+-- 1.3, 1.4 and 1.5 keeps its definitions and history, gains
 -- serving_layer_prune_history() (1.1), the interface of version 2 (1.2),
--- the state of mode 'apply' (1.3) and the watch of its batch tables (1.4),
--- and ends up with exactly the objects of a fresh install.  Definitions
--- made under 1.1 refresh under 1.4.  The test ends
+-- the state of mode 'apply' (1.3), the watch of its batch tables (1.4) and
+-- an unlogged state (1.5), and ends up with exactly the objects of a fresh
+-- install.  Definitions made under 1.1 refresh under 1.5.  The test ends
 -- with the extension dropped and created again at the default version, so
 -- later tests find it as usual.
 --
@@ -13,9 +13,9 @@
 
 -- what the extension is made of: its member functions with their
 -- signatures, properties and whether PUBLIC may execute them, and its member
--- relations with their columns, PUBLIC's privileges and whether pg_dump
--- dumps their rows (temporary views on the catalogs only: they survive the
--- extension being dropped)
+-- relations with their columns, PUBLIC's privileges, whether pg_dump
+-- dumps their rows and whether they are WAL-logged (temporary views on the
+-- catalogs only: they survive the extension being dropped)
 CREATE TEMP VIEW sl_functions AS
 	SELECT p.proname AS function,
 		pg_get_function_arguments(p.oid) AS arguments,
@@ -39,7 +39,8 @@ CREATE TEMP VIEW sl_relations AS
 			AS columns,
 		(SELECT string_agg(x.privilege_type, ',' ORDER BY x.privilege_type)
 		 FROM aclexplode(c.relacl) x WHERE x.grantee = 0) AS public_privs,
-		c.oid = ANY (e.extconfig) AS dumped
+		c.oid = ANY (e.extconfig) AS dumped,
+		c.relpersistence AS persistence
 	FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
 	JOIN pg_extension e ON e.oid = d.refobjid
 	WHERE d.classid = 'pg_class'::regclass
@@ -87,7 +88,7 @@ SELECT to_regprocedure('serving_layer_prune_history(interval)') IS NULL AS no_pr
 -- the update paths the installed scripts offer
 SELECT * FROM pg_extension_update_paths('serving_layer') ORDER BY 1, 2;
 
--- this library works with the objects of version 1.4: under 1.0 its
+-- this library works with the objects of version 1.5: under 1.0 its
 -- functions refuse at once (55000) and change nothing
 CREATE SCHEMA sl_upgrade;
 CREATE TABLE sl_upgrade.batch (city text, n bigint, amount numeric);
@@ -163,7 +164,7 @@ FROM sl_functions ORDER BY function COLLATE "C";
 SELECT * FROM sl_relations ORDER BY relation COLLATE "C";
 SELECT * FROM sl_other_members ORDER BY object COLLATE "C";
 
--- this library works with the objects of version 1.4: under 1.2 its
+-- this library works with the objects of version 1.5: under 1.2 its
 -- functions refuse at once (55000)
 \set VERBOSITY terse
 SELECT serving_layer_forget('sl_upgrade.serving');
@@ -187,7 +188,7 @@ FROM sl_functions WHERE function = 'serving_layer_watch';
 SELECT * FROM sl_relations WHERE relation LIKE 'serving_layer_apply%'
 ORDER BY relation COLLATE "C";
 
--- this library works with the objects of version 1.4: under 1.3 its
+-- this library works with the objects of version 1.5: under 1.3 its
 -- functions refuse at once (55000)
 \set VERBOSITY terse
 SELECT serving_layer_forget('sl_upgrade.serving');
@@ -211,6 +212,26 @@ FROM sl_functions WHERE function = 'serving_layer_watch_batch';
 SELECT * FROM sl_relations
 WHERE relation IN ('serving_layer_batch_dirty', 'serving_layer_classic_state')
 ORDER BY relation COLLATE "C";
+
+-- this library works with the objects of version 1.5: under 1.4 its
+-- functions refuse at once (55000)
+\set VERBOSITY terse
+SELECT serving_layer_forget('sl_upgrade.serving');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+
+--
+-- Update to 1.5
+--
+
+-- the update walks serving_layer--1.4--1.5.sql
+ALTER EXTENSION serving_layer UPDATE TO '1.5';
+SELECT extname, extversion, extrelocatable, extnamespace::regnamespace
+FROM pg_extension WHERE extname = 'serving_layer';
+
+-- what changed: the state of mode 'apply' is unlogged (u); every other
+-- relation is logged (p)
+SELECT relation, persistence FROM sl_relations ORDER BY relation COLLATE "C";
 
 -- the definitions made under 1.1 show their layers by name; the orphan
 -- keeps the OID it had as its name
@@ -262,6 +283,23 @@ DROP TABLE sl_upgrade.batch__dbt_backup CASCADE;
 SELECT * FROM serving_layer_refresh() ORDER BY target COLLATE "C";
 SELECT * FROM sl_upgrade.serving ORDER BY city;
 
+-- a target in mode 'apply' whose serving table has a unique index on the
+-- key leaves its state in the unlogged table (two speed groups), and a
+-- change of one speed row then changes one serving row
+SELECT serving_layer_define('sl_upgrade.applied', 'sl_upgrade.batch',
+	'sl_upgrade.speed', mode => 'apply');
+SELECT status, changed_rows FROM serving_layer_refresh('sl_upgrade.applied');
+CREATE UNIQUE INDEX ON sl_upgrade.applied (city);
+SELECT status, changed_rows FROM serving_layer_refresh('sl_upgrade.applied');
+SELECT target_name, speed_groups FROM serving_layer_apply_state;
+UPDATE sl_upgrade.speed SET n = n + 1 WHERE city = 'kyiv';
+SELECT status, changed_rows FROM serving_layer_refresh('sl_upgrade.applied');
+SELECT * FROM sl_upgrade.applied ORDER BY city;
+SELECT serving_layer_forget('sl_upgrade.applied');
+DROP TABLE sl_upgrade.applied;
+-- (its history goes too: the counts below are of the other targets)
+DELETE FROM serving_layer_history WHERE target = 'sl_upgrade.applied';
+
 --
 -- serving_layer_prune_history()
 --
@@ -307,12 +345,12 @@ RESET ROLE;
 SELECT count(*) FROM serving_layer_history;
 
 --
--- The updated extension is the same as a fresh install of 1.4
+-- The updated extension is the same as a fresh install of 1.5
 --
 CREATE TEMP TABLE updated_functions AS SELECT * FROM sl_functions;
 CREATE TEMP TABLE updated_relations AS SELECT * FROM sl_relations;
 DROP EXTENSION serving_layer CASCADE;
-CREATE EXTENSION serving_layer VERSION '1.4';
+CREATE EXTENSION serving_layer VERSION '1.5';
 -- differences either way: none
 (SELECT 'only updated' AS side, * FROM updated_functions
  EXCEPT SELECT 'only updated', * FROM sl_functions)

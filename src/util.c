@@ -30,13 +30,13 @@
 
 #include "util.h"
 
+/* the version of the extension's SQL objects this library works with */
+#define SL_SCHEMA_VERSION "1.5"
+
 /*
  * sl_extension_schema
  *		The schema serving_layer is installed in.
  */
-/* the version of the extension's SQL objects this library works with */
-#define SL_SCHEMA_VERSION "1.4"
-
 Oid
 sl_extension_schema(void)
 {
@@ -65,7 +65,7 @@ sl_extension_schema(void)
 		Datum		version = heap_getattr(tup, Anum_pg_extension_extversion,
 										   RelationGetDescr(rel), &isnull);
 
-		/* this library reads and writes the objects of version 1.3 */
+		/* this library reads and writes the objects of SL_SCHEMA_VERSION */
 		if (isnull || strcmp(TextDatumGetCString(version), SL_SCHEMA_VERSION) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -10,7 +10,10 @@
 #    'swap' refresh they wait behind the replayed ACCESS EXCLUSIVE lock, for
 #    up to max_standby_streaming_delay (printed; then measured again with
 #    that setting at 1 s);
-#  - serving_layer_refresh() on the standby fails at once with 25006.
+#  - serving_layer_refresh() on the standby fails at once with 25006;
+#  - promoted, the standby refreshes in mode 'apply': the state the
+#    primary left is not there (unlogged), so the first refresh compares in
+#    full and the next follows the change.
 use strict;
 use warnings;
 
@@ -164,6 +167,35 @@ is($standby->safe_psql('postgres',
 	q{SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'serving_layer%'}),
 	'0', 'no worker was left on the standby');
 
-$standby->stop;
+# promoted (a failover), the standby refreshes in mode 'apply' as the
+# primary did: the state the primary's last refresh left is not there
+# (unlogged), so its first refresh compares in full, and the next one
+# follows the change from the state that one left
+is($primary->safe_psql('postgres', 'SELECT count(*) FROM serving_layer_apply_state'),
+	'1', 'the primary has the state of s_apply');
 $primary->stop;
+$standby->promote;
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM serving_layer_apply_state'),
+	'0', 'the promoted standby has no state of s_apply');
+my $promoted_refresh = sub {
+	my ($out, $err) = ('', '');
+	$standby->psql('postgres', q{SET serving_layer."verbose" = on;
+		SELECT status, changed_rows FROM serving_layer_refresh('s_apply')},
+		stdout => \$out, stderr => \$err, on_error_die => 1);
+	return ($out, $err);
+};
+$standby->safe_psql('postgres', q{UPDATE speed SET n = n + 1 WHERE location = 'new-10'});
+($out, $err) = $promoted_refresh->();
+is($out, 'ok|1', 'the promoted standby refreshes s_apply: one row changed');
+unlike($err, qr/delta:/, '... comparing in full');
+$standby->safe_psql('postgres', q{UPDATE speed SET n = n + 1 WHERE location = 'new-11'});
+($out, $err) = $promoted_refresh->();
+is($out, 'ok|1', 'and again: one row changed');
+like($err, qr/delta:/, '... following the change');
+$standby->safe_psql('postgres', 'SELECT serving_layer_refresh(\'s_swap\')');
+is($standby->safe_psql('postgres', sl_digest_sql('s_apply')),
+	$standby->safe_psql('postgres', sl_digest_sql('s_swap')),
+	'the promoted standby\'s refreshes in both modes made the same rows');
+
+$standby->stop;
 done_testing();
