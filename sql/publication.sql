@@ -114,5 +114,44 @@ DROP PUBLICATION sl_pub_apply;
 
 SELECT serving_layer_forget('sl_pub.serving');
 SELECT serving_layer_forget('sl_pub.created');
+
+-- Under a publication of every table (a CDC tool's FOR ALL TABLES) the
+-- extension's own tables keep working: the state of mode 'apply' and the
+-- two change logs are unlogged and so in no publication, the definitions
+-- and the classic layout's state have primary keys, and the history has
+-- REPLICA IDENTITY FULL, so PostgreSQL accepts the DELETEs the functions
+-- run on them (until 1.4 define and forget failed with 55000)
+CREATE PUBLICATION sl_pub_every FOR ALL TABLES;
+SELECT c.relname, c.relpersistence, c.relreplident,
+	EXISTS (SELECT FROM pg_publication_tables t
+			WHERE t.pubname = 'sl_pub_every' AND t.tablename = c.relname) AS published
+FROM pg_class c JOIN pg_depend d ON d.objid = c.oid
+WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'serving_layer')
+	AND d.classid = 'pg_class'::regclass AND c.relkind = 'r'
+ORDER BY c.relname COLLATE "C";
+-- (the layers, published too, need an identity for their own UPDATEs)
+ALTER TABLE batch REPLICA IDENTITY FULL;
+-- the first refresh creates the table: only INSERTs, no identity needed;
+-- the next one needs it
+SELECT serving_layer_define('sl_pub.applied', 'batch', 'speed', mode => 'apply');
+SELECT target, output_rows, status, changed_rows FROM serving_layer_refresh('sl_pub.applied');
+SELECT target, output_rows, status, changed_rows FROM serving_layer_refresh('sl_pub.applied');
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE applied ADD PRIMARY KEY (city);
+SELECT target, output_rows, status, changed_rows FROM serving_layer_refresh('sl_pub.applied');
+-- a batch change (logged for the target, deleted by the refresh), a change
+-- of the serving table by hand (logged, the next refresh compares in full)
+UPDATE batch SET n = n + 1 WHERE city = 'rome';
+UPDATE applied SET n = 0 WHERE city = 'oslo';
+SELECT target, output_rows, status, changed_rows FROM serving_layer_refresh('sl_pub.applied');
+SELECT * FROM applied ORDER BY city;
+-- defined again, forgotten, the history pruned
+SELECT serving_layer_define('sl_pub.applied', 'batch', 'speed', mode => 'apply');
+SELECT target, output_rows, status, changed_rows FROM serving_layer_refresh('sl_pub.applied');
+SELECT serving_layer_forget('sl_pub.applied');
+SELECT serving_layer_prune_history('0 seconds') >= 0 AS pruned;
+SELECT count(*) FROM serving_layer_history WHERE target = 'sl_pub.applied';
+DROP PUBLICATION sl_pub_every;
+
 DROP SCHEMA sl_pub CASCADE;
 DROP SCHEMA sl_pub_other CASCADE;

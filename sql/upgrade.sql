@@ -229,8 +229,9 @@ ALTER EXTENSION serving_layer UPDATE TO '1.5';
 SELECT extname, extversion, extrelocatable, extnamespace::regnamespace
 FROM pg_extension WHERE extname = 'serving_layer';
 
--- what changed: the state of mode 'apply' is unlogged (u); every other
--- relation is logged (p)
+-- what changed: the state of mode 'apply' and the two change logs are
+-- unlogged (u); the definitions, the history and the classic layout's
+-- state are logged (p)
 SELECT relation, persistence FROM sl_relations ORDER BY relation COLLATE "C";
 
 -- the definitions made under 1.1 show their layers by name; the orphan

@@ -517,10 +517,15 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 	/*
 	 * A published table without a replica identity cannot take UPDATE or
 	 * DELETE (PostgreSQL refuses them, 55000): refuse before any work rather
-	 * than at the first row that changes.
+	 * than at the first row that changes.  Not a table created in this
+	 * transaction (by this refresh, under a FOR ALL TABLES publication): it
+	 * is empty, and its rows are all INSERTs, which need no identity.
 	 */
-	CheckCmdReplicaIdentity(st->rel, CMD_UPDATE);
-	CheckCmdReplicaIdentity(st->rel, CMD_DELETE);
+	if (st->rel->rd_createSubid == InvalidSubTransactionId)
+	{
+		CheckCmdReplicaIdentity(st->rel, CMD_UPDATE);
+		CheckCmdReplicaIdentity(st->rel, CMD_DELETE);
+	}
 	st->rowcxt = AllocSetContextCreate(CurrentMemoryContext,
 									   "serving_layer apply row",
 									   ALLOCSET_DEFAULT_SIZES);
