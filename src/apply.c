@@ -517,9 +517,12 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 	/*
 	 * A published table without a replica identity cannot take UPDATE or
 	 * DELETE (PostgreSQL refuses them, 55000): refuse before any work rather
-	 * than at the first row that changes.  Not a table created in this
-	 * transaction (by this refresh, under a FOR ALL TABLES publication): it
-	 * is empty, and its rows are all INSERTs, which need no identity.
+	 * than at the first row that changes.  A table created in this
+	 * transaction is left to that first row: the one this refresh creates
+	 * when the target does not exist (under a FOR ALL TABLES publication,
+	 * published at once) is empty and takes INSERTs only, which need no
+	 * identity; one a user created earlier in the transaction fails at its
+	 * first UPDATE or DELETE, and the transaction with it.
 	 */
 	if (st->rel->rd_createSubid == InvalidSubTransactionId)
 	{
