@@ -23,8 +23,11 @@ use lib "$FindBin::RealBin/../lib";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(usleep clock_gettime CLOCK_MONOTONIC);
 use ServingLayerReplication;
+
+# durations by the monotonic clock, which a step of the wall clock leaves alone
+sub now { return clock_gettime(CLOCK_MONOTONIC); }
 
 my $primary = sl_primary('primary', 1);
 
@@ -116,24 +119,24 @@ SELECT pg_sleep(20) FROM $table LIMIT 1;
 	});
 	my $target_lsn = $primary->lsn('insert');
 	my $worst = 0;
-	my $deadline = time + 40;
+	my $deadline = now() + 40;
 	my $replayed_at;
 
 	# probe until the refresh has been replayed, and one second more
-	while (time < $deadline)
+	while (now() < $deadline)
 	{
-		my $t0 = time;
+		my $t0 = now();
 		$standby->safe_psql('postgres',
 			"SELECT count(*) FROM $table WHERE location = 'city-10'");
-		my $wait = time - $t0;
+		my $wait = now() - $t0;
 		$worst = $wait if $wait > $worst;
 		if (!defined $replayed_at &&
 			$standby->safe_psql('postgres',
 				"SELECT pg_last_wal_replay_lsn() >= '$target_lsn'::pg_lsn") eq 't')
 		{
-			$replayed_at = time;
+			$replayed_at = now();
 		}
-		last if defined $replayed_at && time > $replayed_at + 1;
+		last if defined $replayed_at && now() > $replayed_at + 1;
 		usleep(50_000);
 	}
 	ok(defined $replayed_at, "the refresh of $table was replayed on the standby");
@@ -179,10 +182,10 @@ $primary->safe_psql('postgres', 'SELECT count(*) FROM serving_layer_refresh()');
 check_standby('after the reader runs');
 
 # a refresh on the standby fails at once, leaving nothing behind
-my $t0 = time;
+my $t0 = now();
 my ($ret, $out, $err) = $standby->psql('postgres',
 	q{SELECT * FROM serving_layer_refresh('s_apply')});
-my $refused_after = time - $t0;
+my $refused_after = now() - $t0;
 like($err, qr/read-only|recovery/, 'a refresh on the standby is refused');
 like($err, qr/25006|read-only/, 'with read_only_sql_transaction');
 diag(sprintf("a refresh on the standby was refused after %.3f s", $refused_after));
