@@ -155,10 +155,11 @@ diag(sprintf("longest standby reader wait during a refresh with a 20 s standby q
 is($apply_lock_waits, 0, "no standby reader waits for a lock during an 'apply' refresh");
 cmp_ok($swap_lock_waits, '>', 0,
 	"standby readers wait for the lock a 'swap' refresh replays (the case mode 'apply' avoids)");
-# The wall-clock bound.  A pause of the whole machine is no wait of a reader
-# but would fail it (seen once in CI: a VM snapshot during this measurement
-# made one probe take 6.9 s, with nothing logged); a probe over 1 s with no
-# lock wait logged is therefore measured once more, and the figures shown.
+# The time bound.  A pause of the whole machine is no wait of a reader but
+# could fail it (seen once in CI, when the probes were timed by the wall
+# clock: a VM snapshot during this measurement made one probe take 6.9 s,
+# with nothing logged); a probe over 1 s with no lock wait logged is
+# therefore measured once more, and the figures shown.
 if ($apply_wait >= 1.0 && $apply_lock_waits == 0)
 {
 	diag(sprintf("an 'apply' probe took %.3f s with no lock wait logged: measuring again",
