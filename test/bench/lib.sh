@@ -137,7 +137,7 @@ bench_machine() {
 	echo "- settings: $(bq -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
 		FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'maintenance_work_mem',
 		'hash_mem_multiplier', 'max_wal_size', 'checkpoint_timeout', 'autovacuum', 'fsync',
-		'synchronous_commit', 'full_page_writes', 'wal_level', 'jit',
+		'synchronous_commit', 'full_page_writes', 'wal_level', 'wal_compression', 'huge_pages', 'jit',
 		'max_parallel_workers_per_gather', 'max_parallel_maintenance_workers',
 		'effective_cache_size', 'random_page_cost')")"
 	if [ -n "${BENCH_BUILD:-}" ]; then
