@@ -168,6 +168,36 @@ ratio() {
 		else printf "%.2f\n", a / b }'
 }
 
+# --- perf ---------------------------------------------------------------------
+
+# Sample one session's backend with perf: a new session runs the SQL in $2
+# (untimed set-up: LOAD, SET), writes its backend's pid, waits for perf to
+# attach, then runs the SQL on stdin, while `perf record OPTIONS -p <backend>`
+# (options $3 ...) writes the samples to $1.  The session's output goes to
+# $1.log, perf's to $1.perf.log.  Needs perf and root.
+bench_perf_session() {
+	local data=$1 setup=$2 pidfile=$1.pid psql perf backend
+	shift 2
+	rm -f "$pidfile"
+	{
+		printf '%s\n' "$setup" "\\o $pidfile" 'SELECT pg_backend_pid();' '\o' 'SELECT pg_sleep(3);'
+		cat
+	} | "$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 >"$data.log" 2>&1 &
+	psql=$!
+	for _ in $(seq 1 50); do
+		[ -s "$pidfile" ] && break
+		sleep 0.1
+	done
+	[ -s "$pidfile" ] || die "the profiled session did not start (see $data.log)"
+	backend=$(tr -d '[:space:]' <"$pidfile")
+	log "perf record on backend $backend"
+	perf record -q "$@" -p "$backend" -o "$data" >"$data.perf.log" 2>&1 &
+	perf=$!
+	wait "$psql" || { cat "$data.log" >&2; die "the profiled session failed (output above, in $data.log)"; }
+	kill -INT "$perf"
+	wait "$perf" || true
+}
+
 # --- the classic layout, generated ---------------------------------------------
 
 # Create batch_layer with $1 keys 'city-1' .. 'city-N' (no index, no

@@ -51,39 +51,17 @@ make_speed "$N" "$PCT" analyze
 bq -c 'SELECT count(*) FROM serving_layer_refresh()' >/dev/null
 bq -c CHECKPOINT >/dev/null
 
-# The profiled session writes its backend's pid, waits for perf to attach,
-# then refreshes.
-PIDFILE=$OUT/backend.pid
+# The profiled refresh, in a session of its own.
 SETS=
 [ -n "$MEM" ] && SETS="SET serving_layer.fast_merge_memory = '$MEM';"
-"$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 >"$OUT/refresh.log" 2>&1 <<-SQL &
-	LOAD 'serving_layer';
-	$SETS
-	SET serving_layer."verbose" = on;
-	\o $PIDFILE
-	SELECT pg_backend_pid();
-	\o
-	SELECT pg_sleep(3);
+bench_perf_session "$OUT/perf.data" "LOAD 'serving_layer'; $SETS SET serving_layer.\"verbose\" = on;" \
+	--call-graph dwarf,16384 -F "$FREQ" <<-'SQL'
 	\timing on
 	SELECT * FROM serving_layer_refresh();
 	\timing off
 	SELECT 'cpu ' || split_part(pg_read_file('/proc/' || pg_backend_pid() || '/stat'), ' ', 14)
 		|| ' ' || split_part(pg_read_file('/proc/' || pg_backend_pid() || '/stat'), ' ', 15);
 SQL
-PSQL=$!
-for _ in $(seq 1 50); do
-	[ -s "$PIDFILE" ] && break
-	sleep 0.1
-done
-[ -s "$PIDFILE" ] || die "the profiled session did not start (see $OUT/refresh.log)"
-BACKEND=$(tr -d '[:space:]' <"$PIDFILE")
-log "perf record on backend $BACKEND"
-perf record -q --call-graph dwarf,16384 -F "$FREQ" -p "$BACKEND" -o "$OUT/perf.data" \
-	>"$OUT/perf-record.log" 2>&1 &
-PERF=$!
-wait "$PSQL" || { cat "$OUT/refresh.log" >&2; die "the profiled refresh failed"; }
-kill -INT "$PERF"
-wait "$PERF" || true
 LOAD_AFTER=$(bench_load_note "at the end")
 
 log "perf script (this takes a while)"
@@ -160,15 +138,15 @@ awk '
 	}' "$OUT/stacks.txt" >"$OUT/classified.tsv"
 
 TOTAL=$(wc -l <"$OUT/classified.tsv")
-REFRESH_S=$(timing_seconds "$OUT/refresh.log")
+REFRESH_S=$(timing_seconds "$OUT/perf.data.log")
 report() {
 	echo "## profile.sh: where a refresh's time goes (N = $(human "$N"), speed $PCT %${MEM:+, fast_merge_memory $MEM}, $(date -u '+%Y-%m-%d %H:%M UTC'))"
 	echo
 	bench_machine
 	echo "$LOAD_BEFORE"
 	echo "$LOAD_AFTER"
-	echo "- refresh: $REFRESH_S s under perf (perf record --call-graph dwarf,16384 -F $FREQ -p <backend>), $TOTAL samples; the backend's CPU (utime stime, clock ticks) $(sed -n 's/^cpu //p' "$OUT/refresh.log")"
-	echo "- verbose: $(grep -E '^INFO: +refresh of .*: build:' "$OUT/refresh.log" | sed -E 's/^INFO: +//' | head -n1)"
+	echo "- refresh: $REFRESH_S s under perf (perf record --call-graph dwarf,16384 -F $FREQ -p <backend>), $TOTAL samples; the backend's CPU (utime stime, clock ticks) $(sed -n 's/^cpu //p' "$OUT/perf.data.log")"
+	echo "- verbose: $(grep -E '^INFO: +refresh of .*: build:' "$OUT/perf.data.log" | sed -E 's/^INFO: +//' | head -n1)"
 	echo
 	echo "### By phase (outermost step of the merge in the stack)"
 	echo
