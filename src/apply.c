@@ -408,7 +408,7 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 		usable = false;
 	}
 
-	ds = delta_read_speed(plan);
+	ds = delta_read_speed(plan, saved != NULL ? saved->speed_groups : 0);
 	if (ds == NULL)
 	{
 		result->compared_why = "the speed groups exceed serving_layer.fast_merge_memory";

@@ -92,10 +92,13 @@ speed_row(TupleTableSlot *slot, void *arg)
  * delta_read_speed
  *		Step 1's reading: the speed layer into its groups, under the active
  *		snapshot; NULL if they do not fit serving_layer.fast_merge_memory
- *		(the whole comparison then spills as the C merge does).
+ *		(the whole comparison then spills as the C merge does).  expected
+ *		is the number of groups the last refresh found (0: none): the table
+ *		is sized for them at once, rather than rehashing every group each
+ *		time it doubles on the way.
  */
 DeltaScan *
-delta_read_speed(const MergePlan *plan)
+delta_read_speed(const MergePlan *plan, int64 expected)
 {
 	DeltaScan  *ds = palloc0(sizeof(DeltaScan));
 	MemoryContext oldcxt;
@@ -114,6 +117,14 @@ delta_read_speed(const MergePlan *plan)
 	ds->values = palloc(sizeof(Datum) * ds->ncols);
 	ds->nulls = palloc(sizeof(bool) * ds->ncols);
 	group_table_init(&ds->speed, Max(Min(ds->budget / 32, 1024 * 1024), 8192));
+	/*
+	 * At most a quarter of the budget in slots (a pointer and a tag each, up
+	 * to 2.9 per group): the groups that last fit take more than that.
+	 */
+	if (expected > 0)
+		group_table_reserve(&ds->speed,
+							Min((uint64) expected,
+								ds->budget / (12 * (sizeof(Group *) + 1))));
 	group_table_init(&ds->batch, 64 * 1024);
 	ds->collect_all = true;
 	ds->parts = true;

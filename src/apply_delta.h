@@ -16,7 +16,7 @@
 
 typedef struct DeltaScan DeltaScan;
 
-extern DeltaScan *delta_read_speed(const MergePlan *plan);
+extern DeltaScan *delta_read_speed(const MergePlan *plan, int64 expected);
 extern void delta_compare_speed(DeltaScan *ds, bytea *saved);
 extern bool delta_use_saved_parts(DeltaScan *ds, int64 version,
 								  bool serving_parts);
