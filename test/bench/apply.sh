@@ -126,8 +126,7 @@ setup() {
 # The untimed change before a run of scenario $1.
 change_sql() {
 	case "$1" in
-	1pct | 1pct_warm) echo "UPDATE speed_layer SET \"count(id)\" = \"count(id)\" + 1
-		WHERE (hashtext(location) & 1023) < 102;" ;;
+	1pct | 1pct_warm) echo "$APPLY_CHANGE_1PCT_SQL" ;;
 	new1pct) echo "INSERT INTO speed_layer SELECT b.location, 1, 1, 1, 1
 		FROM batch_layer b WHERE ((hashtext(b.location) >> 10) & 1023) BETWEEN $((10 * $2)) AND $((10 * $2 + 9))
 		AND NOT EXISTS (SELECT FROM speed_layer s WHERE s.location = b.location);" ;;

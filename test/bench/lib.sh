@@ -170,6 +170,13 @@ ratio() {
 
 # --- perf ---------------------------------------------------------------------
 
+# Die unless perf is there and this runs as root, which perf needs to attach
+# to a backend of the cluster (it runs as $SL_RUN_USER).
+bench_check_perf() {
+	command -v perf >/dev/null || die "perf is missing (apt-get install linux-perf)"
+	is_root || die "run as root (perf attaches to the backend, which runs as $SL_RUN_USER)"
+}
+
 # Sample one session's backend with perf: a new session runs the SQL in $2
 # (untimed set-up: LOAD, SET), writes its backend's pid, waits for perf to
 # attach, then runs the SQL on stdin, while `perf record OPTIONS -p <backend>`
@@ -197,6 +204,11 @@ bench_perf_session() {
 	kill -INT "$perf"
 	wait "$perf" || true
 }
+
+# apply.sh's "1 %" change: the speed rows of 1 % of the keys (the same keys
+# each time), one more count each.
+APPLY_CHANGE_1PCT_SQL='UPDATE speed_layer SET "count(id)" = "count(id)" + 1
+	WHERE (hashtext(location) & 1023) < 102;'
 
 # --- the classic layout, generated ---------------------------------------------
 

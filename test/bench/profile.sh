@@ -36,8 +36,7 @@ while [ $# -gt 0 ]; do
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
 done
-command -v perf >/dev/null || die "perf is missing (apt-get install linux-perf)"
-is_root || die "run as root (perf attaches to the backend, which runs as $SL_RUN_USER)"
+bench_check_perf
 bench_check_install
 OUT=$BENCH_OUT/profile
 rm -rf "$OUT"

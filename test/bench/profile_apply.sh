@@ -38,8 +38,7 @@ while [ $# -gt 0 ]; do
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
 done
-command -v perf >/dev/null || die "perf is missing (apt-get install linux-perf)"
-is_root || die "run as root (perf attaches to the backend, which runs as $SL_RUN_USER)"
+bench_check_perf
 bench_check_install
 OUT=$BENCH_OUT/profile_apply
 rm -rf "$OUT"
@@ -60,8 +59,7 @@ SQL
 # Profile one refresh after apply.sh's 1 % change; $1 names it, cold or warm.
 profile_one() {
 	local name=$1
-	bq -c 'UPDATE speed_layer SET "count(id)" = "count(id)" + 1
-		WHERE (hashtext(location) & 1023) < 102' >/dev/null
+	bq -c "$APPLY_CHANGE_1PCT_SQL" >/dev/null
 	bq -c 'VACUUM speed_layer, batch_layer' -c 'VACUUM s_apply' >/dev/null
 	case "$name" in cold*) bq -c CHECKPOINT >/dev/null ;; esac
 	bench_perf_session "$OUT/$name.data" 'SET serving_layer."verbose" = on;' \
