@@ -71,3 +71,9 @@ EXTRA_CLEAN = output_iso
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks header dependencies only where PostgreSQL was configured with
+# --enable-depend (Debian's is not): rebuild every object, and its bitcode
+# for JIT inlining, when one of the headers changes.
+SL_OBJECTS = $(filter %.o,$(OBJS))
+$(SL_OBJECTS) $(SL_OBJECTS:.o=.bc): $(wildcard $(srcdir)/src/*.h)
