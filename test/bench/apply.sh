@@ -130,7 +130,7 @@ change_sql() {
 	new1pct) echo "INSERT INTO speed_layer SELECT b.location, 1, 1, 1, 1
 		FROM batch_layer b WHERE ((hashtext(b.location) >> 10) & 1023) BETWEEN $((10 * $2)) AND $((10 * $2 + 9))
 		AND NOT EXISTS (SELECT FROM speed_layer s WHERE s.location = b.location);" ;;
-	10pct) echo 'UPDATE speed_layer SET "count(id)" = "count(id)" + 1;' ;;
+	10pct) echo "$APPLY_CHANGE_10PCT_SQL" ;;
 	all) echo "BEGIN; CREATE TEMP TABLE nb AS SELECT location, count_id + 1 AS count_id,
 		sum_followers_count, sum_favorite_count, sum_retweet_count FROM batch_layer;
 		TRUNCATE batch_layer; INSERT INTO batch_layer SELECT * FROM nb; COMMIT;" ;;

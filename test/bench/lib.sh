@@ -209,6 +209,8 @@ bench_perf_session() {
 # each time), one more count each.
 APPLY_CHANGE_1PCT_SQL='UPDATE speed_layer SET "count(id)" = "count(id)" + 1
 	WHERE (hashtext(location) & 1023) < 102;'
+# Its "10 %": every speed row (the speed layer holds 10 % of the keys).
+APPLY_CHANGE_10PCT_SQL='UPDATE speed_layer SET "count(id)" = "count(id)" + 1;'
 
 # --- the classic layout, generated ---------------------------------------------
 
