@@ -144,6 +144,51 @@ delta_read_speed(const MergePlan *plan, int64 expected)
 	return ds;
 }
 
+/*
+ * delta_link_part / delta_linked_part
+ *		Link speed group sg to part, its key's batch part in ds->batch, just
+ *		made or found for it; the part linked to sg, or NULL when none is:
+ *		then a lookup in ds->batch finds it, if there is one.  A link saves
+ *		the lookups of merging and saving (two to four random probes a
+ *		changed key: a tenth of a refresh in which 10 % of the keys changed).
+ */
+void
+delta_link_part(DeltaScan *ds, Group *sg, Group *part)
+{
+	MemoryContext oldcxt;
+
+	if (sg->part != 0 || ds->npartv == PG_UINT32_MAX)
+		return;
+	if (ds->npartv == ds->maxpartv)
+	{
+		oldcxt = MemoryContextSwitchTo(ds->cxt);
+		ds->maxpartv = (uint32) Min((uint64) Max(1024, ds->maxpartv) * 2,
+									PG_UINT32_MAX);
+		ds->partv = ds->partv == NULL ?
+			palloc_extended(sizeof(Group *) * ds->maxpartv, MCXT_ALLOC_HUGE) :
+			repalloc_huge(ds->partv, sizeof(Group *) * ds->maxpartv);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	ds->partv[ds->npartv++] = part;
+	sg->part = ds->npartv;
+}
+
+Group *
+delta_linked_part(DeltaScan *ds, Group *sg)
+{
+	return sg->part != 0 ? ds->partv[sg->part - 1] : NULL;
+}
+
+/* the links to the parts in ds->batch dropped, as it is emptied */
+static void
+unlink_parts(DeltaScan *ds)
+{
+	for (uint64 i = 0; ds->npartv > 0 && i <= ds->speed.mask; i++)
+		if (ds->speed.tags[i] != 0)
+			ds->speed.groups[i]->part = 0;
+	ds->npartv = 0;
+}
+
 /* add a key hash to the changed set */
 static void
 mark_changed(DeltaScan *ds, uint64 h)
@@ -196,13 +241,13 @@ delta_compare_speed(DeltaScan *ds, bytea *saved)
 			g->matched = false;
 			ds->new_keys--;
 			if (ds->saved_parts)
-				delta_restore_part(ds, &p, h, false);
+				delta_restore_part(ds, &p, h, false, NULL);
 			delta_keep_entry(ds, entry, p);
 			MemoryContextReset(ds->rowcxt);
 			continue;
 		}
 		if (ds->saved_parts)
-			delta_restore_part(ds, &p, h, true);
+			delta_restore_part(ds, &p, h, true, g);
 		if (g != NULL)
 			ds->new_keys--;
 		else
@@ -273,6 +318,7 @@ batch_row(TupleTableSlot *slot, void *arg)
 	DeltaScan  *ds = arg;
 	uint64		h;
 	uint64		rowhash = UINT64CONST(0x6a09e667f3bcc908);
+	Group	   *sg = NULL;
 	MemoryContext oldcxt = MemoryContextSwitchTo(ds->rowcxt);
 
 	ds->batch_rows++;
@@ -297,9 +343,10 @@ batch_row(TupleTableSlot *slot, void *arg)
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(ds->rowcxt);
 
-	if ((ds->collect_all &&
-		 group_table_find(&ds->speed, ds->cols, ds->ncols, h,
-						  slot->tts_values, slot->tts_isnull, false) != NULL) ||
+	if (ds->collect_all)
+		sg = group_table_find(&ds->speed, ds->cols, ds->ncols, h,
+							  slot->tts_values, slot->tts_isnull, false);
+	if (sg != NULL ||
 		(ds->changed.count > 0 &&
 		 hashset_contains(&ds->changed, CHANGED_HASH(h))))
 	{
@@ -308,6 +355,8 @@ batch_row(TupleTableSlot *slot, void *arg)
 		slot_getallattrs(slot);
 		g = group_table_find(&ds->batch, ds->cols, ds->ncols, CHANGED_HASH(h),
 							 slot->tts_values, slot->tts_isnull, true);
+		if (sg != NULL)
+			delta_link_part(ds, sg, g);
 		oldcxt = MemoryContextSwitchTo(ds->batch.cxt);
 		for (int i = 0; i < ds->ncols; i++)
 			if (ds->cols[i].acc != ACC_KEY)
@@ -338,6 +387,7 @@ delta_read_batch(DeltaScan *ds)
 	LayerReader *batch = layer_open(ds->plan, false);
 
 	group_table_reset(&ds->batch);
+	unlink_parts(ds);
 	ds->skip_batch = false;
 	ds->stored = layer_rows_stored(batch);
 	layer_read(batch, LAYER_ROWS_BY_KEY, batch_row, ds);

@@ -145,6 +145,7 @@ serving_part(DeltaScan *ds, Group *sg, TupleTableSlot *found, bool exists)
 							CHANGED_HASH(sg->hash), ds->values, ds->nulls,
 							true);
 	part->matched = !exists;
+	delta_link_part(ds, sg, part);
 	if (!exists)
 		return NULL;
 	oldcxt = MemoryContextSwitchTo(ds->batch.cxt);
@@ -200,7 +201,9 @@ delta_apply_group(DeltaScan *ds, Group *sg, TupleTableSlot *found,
 	Group	   *bg;
 
 	key_row(ds, sg);
-	bg = find_part(ds, sg->hash);
+	bg = delta_linked_part(ds, sg);
+	if (bg == NULL)
+		bg = find_part(ds, sg->hash);
 	if (found == NULL && !absent)
 	{
 		/* changed_row() looks the row up, if looked_up_part() did not */

@@ -44,6 +44,16 @@ struct DeltaScan
 	 * it; after a read of the batch layer, a key without a part has none).
 	 */
 	GroupTable	batch;
+
+	/*
+	 * A speed group's link to its key's batch part: 1 + its index in partv
+	 * (Group.part; 0: not linked, look the part up in batch).  Set where
+	 * the part is made for the group, so that merging and saving find it
+	 * without probing batch again; cleared when batch is emptied.
+	 */
+	Group	  **partv;
+	uint32		npartv;
+	uint32		maxpartv;
 	HashSet		changed;		/* hashes of the changed keys */
 	bool		over_budget;	/* the speed groups did not fit */
 	bool		collect_all;	/* the batch rows of every speed key kept */
@@ -83,6 +93,10 @@ struct DeltaScan
 	}			looked_up;
 };
 
+/* apply_delta.c */
+extern void delta_link_part(DeltaScan *ds, Group *sg, Group *part);
+extern Group *delta_linked_part(DeltaScan *ds, Group *sg);
+
 /* apply_delta_apply.c */
 extern void delta_apply_group(DeltaScan *ds, Group *sg, TupleTableSlot *found,
 							  bool absent);
@@ -97,6 +111,6 @@ extern char *delta_state_entries(DeltaScan *ds, bytea *saved, char **end);
 extern void delta_restore_key(DeltaScan *ds, char **p);
 extern void delta_keep_entry(DeltaScan *ds, char *start, char *end);
 extern void delta_restore_part(DeltaScan *ds, char **p, uint64 keyhash,
-							   bool keep);
+							   bool keep, Group *sg);
 
 #endif							/* SL_APPLY_DELTA_INT_H */

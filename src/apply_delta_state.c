@@ -137,11 +137,13 @@ delta_keep_entry(DeltaScan *ds, char *start, char *end)
 /*
  * delta_restore_part
  *		The batch part of a saved entry at *p, whose key is in ds->values
- *		and hashes to keyhash: with keep, into ds->batch (in its memory);
- *		else only stepped over.
+ *		and hashes to keyhash: with keep, into ds->batch (in its memory) and
+ *		linked to the key's speed group sg, if it has one; else only stepped
+ *		over.
  */
 void
-delta_restore_part(DeltaScan *ds, char **p, uint64 keyhash, bool keep)
+delta_restore_part(DeltaScan *ds, char **p, uint64 keyhash, bool keep,
+				   Group *sg)
 {
 	bool		present = **p != 0;
 	bool		ownkey = **p == 2;
@@ -157,6 +159,8 @@ delta_restore_part(DeltaScan *ds, char **p, uint64 keyhash, bool keep)
 							 CHANGED_HASH(keyhash), ds->values, ds->nulls,
 							 true);
 		g->matched = !present;
+		if (sg != NULL)
+			delta_link_part(ds, sg, g);
 	}
 	if (!present)
 		return;
@@ -272,16 +276,19 @@ part_bytes(DeltaScan *ds, Group *g, Group *part, char **p)
 static Group *
 part_of(DeltaScan *ds, Group *g)
 {
-	Group	   *part;
+	Group	   *part = delta_linked_part(ds, g);
 
-	for (int i = 0; i < ds->ncols; i++)
+	if (part == NULL)
 	{
-		ds->values[i] = g->acc[i].v.value;
-		ds->nulls[i] = ds->cols[i].acc != ACC_KEY || g->acc[i].isnull;
+		for (int i = 0; i < ds->ncols; i++)
+		{
+			ds->values[i] = g->acc[i].v.value;
+			ds->nulls[i] = ds->cols[i].acc != ACC_KEY || g->acc[i].isnull;
+		}
+		part = group_table_find(&ds->batch, ds->cols, ds->ncols,
+								CHANGED_HASH(g->hash), ds->values, ds->nulls,
+								false);
 	}
-	part = group_table_find(&ds->batch, ds->cols, ds->ncols,
-							CHANGED_HASH(g->hash), ds->values, ds->nulls,
-							false);
 	return part != NULL && !part->matched ? part : NULL;
 }
 

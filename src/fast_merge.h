@@ -82,6 +82,7 @@ typedef struct Group
 	uint64		hash;
 	bool		matched;		/* a speed group some batch key merged */
 	bool		applied;		/* apply_delta_scan.c: its row applied */
+	uint32		part;			/* apply_delta.c: its batch part, linked */
 	Acc			acc[FLEXIBLE_ARRAY_MEMBER];
 } Group;
 
