@@ -31,6 +31,7 @@ OBJS = \
 	src/heap_writer.o \
 	src/history.o \
 	src/history_worker.o \
+	src/large_alloc.o \
 	src/layer_read.o \
 	src/layers.o \
 	src/live_view.o \

@@ -34,6 +34,7 @@
 #include "utils/memutils.h"
 
 #include "apply_delta_int.h"
+#include "large_alloc.h"
 
 /* the header of speed_state */
 #define STATE_HEADER_SIZE	(sizeof(int64) + 1)
@@ -337,7 +338,7 @@ delta_state(DeltaScan *ds, int64 version)
 		CHECK_FOR_INTERRUPTS();
 	}
 	MemoryContextSwitchTo(oldcxt);
-	out = palloc(size);
+	out = sl_alloc_large(CurrentMemoryContext, size, false);
 	SET_VARSIZE(out, size);
 	p = VARDATA(out);
 	if (!ds->parts)

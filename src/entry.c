@@ -52,6 +52,7 @@ bool		sl_progress = false;
 bool		sl_progress_old_name = false;
 bool		sl_fast_merge = true;
 int			sl_fast_merge_memory = 192 * 1024;
+bool		sl_transparent_huge_pages = true;
 int			sl_apply_find_rows = APPLY_FIND_AUTO;
 int			sl_apply_fillfactor = 90;
 
@@ -132,6 +133,13 @@ _PG_init(void)
 							192 * 1024, 8, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("serving_layer.transparent_huge_pages",
+							 "Ask Linux for transparent huge pages for a refresh's large working memory.",
+							 "Off leaves that memory to the kernel's default page size.",
+							 &sl_transparent_huge_pages,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	DefineCustomEnumVariable("serving_layer.apply_find_rows",
 							 "How a refresh in mode 'apply' that follows the change finds the serving rows of the changed keys.",
 							 "For diagnosis: all give the same rows; auto looks each key up in the unique index when few keys changed and scans the table once when many did, index and scan force either way.",

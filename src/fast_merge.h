@@ -105,7 +105,8 @@ typedef struct GroupTable
 	MemoryContext cxt;
 	char	   *arena;			/* free space left in the current block */
 	Size		arena_left;
-	Size		arena_block;	/* size of the blocks */
+	Size		arena_block;	/* size of the first blocks */
+	Size		arena_next;		/* size of the next block */
 } GroupTable;
 
 /*

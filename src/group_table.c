@@ -21,6 +21,7 @@
 #include "compat.h"
 #include "fast_merge.h"
 #include "hash_mix.h"
+#include "large_alloc.h"
 
 /*
  * key_text
@@ -107,9 +108,15 @@ group_key_equal(FastColumn *cols, int ncols, Group *g, Datum *values,
 	return true;
 }
 
+/* how many times arena_block the arena's blocks grow to */
+#define ARENA_GROWTH	8
+
 /*
  * arena_alloc
- *		size bytes (MAXALIGNed) from the table's arena.
+ *		size bytes (MAXALIGNed) from the table's arena.  Its blocks double
+ *		from arena_block up to ARENA_GROWTH times that, so that a large
+ *		table's blocks are large enough for huge pages (large_alloc.c)
+ *		while a small one's stay small.
  */
 static void *
 arena_alloc(GroupTable *t, Size size)
@@ -121,8 +128,10 @@ arena_alloc(GroupTable *t, Size size)
 		return MemoryContextAlloc(t->cxt, size);
 	if (size > t->arena_left)
 	{
-		t->arena = MemoryContextAlloc(t->cxt, t->arena_block);
-		t->arena_left = t->arena_block;
+		t->arena = sl_alloc_large(t->cxt, t->arena_next, false);
+		t->arena_left = t->arena_next;
+		if (t->arena_next < ARENA_GROWTH * t->arena_block)
+			t->arena_next *= 2;
 	}
 	p = t->arena;
 	t->arena += size;
@@ -149,6 +158,7 @@ group_table_init(GroupTable *t, Size arena_block)
 	t->tags = MemoryContextAllocZero(t->cxt, t->mask + 1);
 	t->arena = NULL;
 	t->arena_left = 0;
+	t->arena_next = t->arena_block;
 }
 
 /*
@@ -166,6 +176,7 @@ group_table_reset(GroupTable *t)
 	t->tags = MemoryContextAllocZero(t->cxt, t->mask + 1);
 	t->arena = NULL;
 	t->arena_left = 0;
+	t->arena_next = t->arena_block;
 }
 
 /*
@@ -187,22 +198,18 @@ group_table_reserve(GroupTable *t, uint64 expected)
 	pfree(t->groups);
 	pfree(t->tags);
 	t->mask = size - 1;
-	t->groups = MemoryContextAllocExtended(t->cxt, sizeof(Group *) * size,
-										   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	t->tags = MemoryContextAllocExtended(t->cxt, size,
-										 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	t->groups = sl_alloc_large(t->cxt, sizeof(Group *) * size, true);
+	t->tags = sl_alloc_large(t->cxt, size, true);
 }
 
 static void
 group_table_grow(GroupTable *t)
 {
 	uint64		newmask = t->mask * 2 + 1;
-	Group	  **groups = MemoryContextAllocHuge(t->cxt,
-												sizeof(Group *) * (newmask + 1));
-	uint8	   *tags = MemoryContextAllocHuge(t->cxt, newmask + 1);
+	Group	  **groups = sl_alloc_large(t->cxt, sizeof(Group *) * (newmask + 1),
+										true);
+	uint8	   *tags = sl_alloc_large(t->cxt, newmask + 1, true);
 
-	memset(groups, 0, sizeof(Group *) * (newmask + 1));
-	memset(tags, 0, newmask + 1);
 	for (uint64 i = 0; i <= t->mask; i++)
 	{
 		uint64		j;
@@ -301,8 +308,7 @@ hashset_add(HashSet *s, uint64 h, Size maxbytes, bool *full)
 			return true;
 		}
 
-		slots = MemoryContextAllocExtended(s->cxt, sizeof(uint32) * (newmask + 1),
-										   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		slots = sl_alloc_large(s->cxt, sizeof(uint32) * (newmask + 1), true);
 		for (uint64 j = 0; j <= s->mask; j++)
 		{
 			uint64		k;
@@ -355,8 +361,7 @@ hashset_init(HashSet *s, uint64 expected, Size maxbytes)
 	s->cxt = CurrentMemoryContext;
 	s->mask = size - 1;
 	s->count = 0;
-	s->slots = MemoryContextAllocExtended(s->cxt, sizeof(uint32) * size,
-										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	s->slots = sl_alloc_large(s->cxt, sizeof(uint32) * size, true);
 }
 
 /* bits of filter per expected key; blocks of 512 bits */
@@ -380,9 +385,8 @@ keyfilter_init(KeyFilter *f, uint64 expected, Size maxbytes)
 	bits_per_key = (double) f->nblocks * KEYFILTER_BLOCK * 8 / Max(expected, 1);
 	/* about ln 2 bits per key set, as a Bloom filter wants */
 	f->k = (int) Max(1, Min(8, bits_per_key * 0.69));
-	f->raw = MemoryContextAllocExtended(CurrentMemoryContext,
-										f->nblocks * KEYFILTER_BLOCK + KEYFILTER_BLOCK,
-										MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	f->raw = sl_alloc_large(CurrentMemoryContext,
+							f->nblocks * KEYFILTER_BLOCK + KEYFILTER_BLOCK, true);
 	f->words = (uint64 *) TYPEALIGN(KEYFILTER_BLOCK, f->raw);
 	f->npending = 0;
 }

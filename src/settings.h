@@ -35,5 +35,6 @@ extern bool sl_fast_merge;
 extern int	sl_fast_merge_memory;
 extern int	sl_apply_find_rows;
 extern int	sl_apply_fillfactor;	/* target_create.c */
+extern bool sl_transparent_huge_pages;	/* large_alloc.c */
 
 #endif							/* SL_SETTINGS_H */
