@@ -222,6 +222,125 @@ delta_apply_group(DeltaScan *ds, Group *sg, TupleTableSlot *found,
 }
 
 /*
+ * The order apply_in_index_order() looks keys up in: per index column,
+ * its merge column and, for a type without collation, the index's sort
+ * support; a collatable key (text) is ordered by its bytes, which is the
+ * index's order under the C collation and near it under most others, at
+ * the cost of a memcmp() where the collation's comparison could cost a
+ * microsecond (strcoll()) each.
+ */
+typedef struct LookupOrder
+{
+	int			nkeys;
+	FastColumn **col;
+	int		   *c;				/* per index column: its merge column */
+	SortSupport ssup;
+} LookupOrder;
+
+/* a collatable key's bytes compared, as the C collation compares them */
+static int
+cmp_key_bytes(const FastColumn *col, Datum a, Datum b)
+{
+	const char *pa;
+	const char *pb;
+	Size		la;
+	Size		lb;
+	int			r;
+
+	if (col->typbyval)
+		return a < b ? -1 : a > b ? 1 : 0;
+	if (col->typlen == -1)
+	{
+		pa = VARDATA_ANY(DatumGetPointer(a));
+		pb = VARDATA_ANY(DatumGetPointer(b));
+		la = VARSIZE_ANY_EXHDR(DatumGetPointer(a));
+		lb = VARSIZE_ANY_EXHDR(DatumGetPointer(b));
+	}
+	else
+	{
+		pa = DatumGetPointer(a);
+		pb = DatumGetPointer(b);
+		la = datumGetSize(a, false, col->typlen);
+		lb = datumGetSize(b, false, col->typlen);
+	}
+	r = memcmp(pa, pb, Min(la, lb));
+	if (r != 0)
+		return r;
+	return la < lb ? -1 : la > lb ? 1 : 0;
+}
+
+static int
+cmp_by_index_key(const void *a, const void *b, void *arg)
+{
+	LookupOrder *lo = arg;
+	const Group *ga = *(Group *const *) a;
+	const Group *gb = *(Group *const *) b;
+
+	for (int j = 0; j < lo->nkeys; j++)
+	{
+		const Acc  *x = &ga->acc[lo->c[j]];
+		const Acc  *y = &gb->acc[lo->c[j]];
+		int			r;
+
+		if (x->isnull || y->isnull)
+			r = x->isnull == y->isnull ? 0 : x->isnull ? 1 : -1;
+		else if (OidIsValid(lo->col[j]->collid))
+			r = cmp_key_bytes(lo->col[j], x->v.value, y->v.value);
+		else
+			r = ApplySortComparator(x->v.value, false, y->v.value, false,
+									&lo->ssup[j]);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * apply_in_index_order
+ *		The changed speed groups, each applied after an index lookup of its
+ *		key, in (about) the index's key order: the lookups then walk the
+ *		index's leaf pages from left to right, each page while it is still
+ *		in the CPU's caches, rather than one at random each.  Measured at
+ *		2M keys, 1 % of them changed: the apply phase 267 -> 222 ms
+ *		(test/bench/report/apply.md).
+ */
+static void
+apply_in_index_order(DeltaScan *ds)
+{
+	LookupOrder lo;
+	Group	  **todo;
+	uint64		n = 0;
+
+	lo.nkeys = ds->lookup->nkeys;
+	lo.col = palloc(sizeof(FastColumn *) * lo.nkeys);
+	lo.c = palloc(sizeof(int) * lo.nkeys);
+	for (int j = 0; j < lo.nkeys; j++)
+		for (int i = 0; i < ds->ncols; i++)
+			if (ds->servatt[i] == ds->lookup->heapatt[j])
+			{
+				lo.c[j] = i;
+				lo.col[j] = &ds->cols[i];
+			}
+	lo.ssup = lookup_key_order(ds->lookup);
+	todo = palloc_extended(sizeof(Group *) * Max(ds->speed.count, 1),
+						   MCXT_ALLOC_HUGE);
+	for (uint64 i = 0; i <= ds->speed.mask; i++)
+	{
+		Group	   *sg = ds->speed.groups[i];
+
+		if (ds->speed.tags[i] != 0 && sg->matched && !sg->applied)
+			todo[n++] = sg;
+	}
+	qsort_arg(todo, n, sizeof(Group *), cmp_by_index_key, &lo);
+	for (uint64 k = 0; k < n; k++)
+	{
+		delta_apply_group(ds, todo[k], NULL, false);
+		todo[k]->applied = true;
+	}
+	pfree(todo);
+}
+
+/*
  * delta_apply
  *		Step 3: the changed keys' new rows compared and applied: the changed
  *		speed groups, each merged with its key's batch part, then the keys
@@ -251,6 +370,8 @@ delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
 	scanned = delta_scan_pays(ds, rel);
 	if (scanned)
 		delta_scan_apply(ds, rel, snapshot);
+	else
+		apply_in_index_order(ds);
 	for (uint64 i = 0; i <= ds->speed.mask; i++)
 	{
 		Group	   *sg = ds->speed.groups[i];

@@ -186,6 +186,33 @@ lookup_fetch(KeyLookup *lk, TupleTableSlot *key, TupleTableSlot *found)
 }
 
 /*
+ * lookup_key_order
+ *		Sort support for each column of the index (nkeys of them), in the
+ *		index's order, in the current memory context: keys looked up in that
+ *		order walk its leaf pages from left to right rather than at random.
+ */
+SortSupport
+lookup_key_order(KeyLookup *lk)
+{
+	SortSupport ssup = palloc0(sizeof(SortSupportData) * lk->nkeys);
+
+	for (int j = 0; j < lk->nkeys; j++)
+	{
+		Oid			ltop = get_opfamily_member(lk->index->rd_opfamily[j],
+											   lk->opcintype[j],
+											   lk->opcintype[j],
+											   BTLessStrategyNumber);
+
+		ssup[j].ssup_cxt = CurrentMemoryContext;
+		ssup[j].ssup_collation = lk->collation[j];
+		ssup[j].ssup_nulls_first = false;
+		ssup[j].ssup_attno = j + 1;
+		PrepareSortSupportFromOrderingOp(ltop, &ssup[j]);
+	}
+	return ssup;
+}
+
+/*
  * lookup_end
  *		End the scan and close the index.
  */

@@ -14,6 +14,7 @@
 #include "executor/tuptable.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
+#include "utils/sortsupport.h"
 
 #include "apply_compare.h"
 #include "merge_types.h"
@@ -36,6 +37,7 @@ extern Oid	lookup_find_index(Relation rel, const RowShape *shape,
 extern KeyLookup *lookup_begin(Relation rel, Oid indexid, Snapshot snapshot);
 extern bool lookup_fetch(KeyLookup *lk, TupleTableSlot *key,
 						 TupleTableSlot *found);
+extern SortSupport lookup_key_order(KeyLookup *lk);
 extern void lookup_end(KeyLookup *lk);
 
 #endif							/* SL_APPLY_LOOKUP_H */
