@@ -25,8 +25,15 @@
 #               INSERT of the same rows, as a batch job that replaces its
 #               table each run and found nothing new), then 'apply': compared
 #               in full, nothing to change
+#   apply 1% after all  apply.sh's "1 %" change once more, after "all" and
+#               "reload": the serving table as a refresh that rewrote every
+#               row left it (at fillfactor 90, twice its pages and its
+#               index's)
 # Every 'apply' run follows a refresh of the same target (set-up makes one),
 # so 1 % and 10 % follow the change (apply_delta.c) as in a pipeline.
+# Each run starts from packed tables, so that the runs repeat one another:
+# before runs 2, 3, ... the serving table and its twin s_sql are rewritten
+# (VACUUM FULL) and refreshed once, untimed.
 #   swap        a 'swap' refresh of the same change (1 %), for reference
 #   mv conc.    REFRESH MATERIALIZED VIEW CONCURRENTLY of a materialized
 #               view of the same merge (GROUP BY over batch UNION ALL speed,
@@ -76,7 +83,7 @@ while [ $# -gt 0 ]; do
 	--sizes) read -r -a SIZES <<<"$2"; shift ;;
 	--append) APPEND=1 ;;
 	--fillfactor) FILLFACTOR=$2; shift ;;
-	-h | --help) sed -n '2,58p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,70p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 	shift
@@ -126,7 +133,7 @@ setup() {
 # The untimed change before a run of scenario $1.
 change_sql() {
 	case "$1" in
-	1pct | 1pct_warm) echo "$APPLY_CHANGE_1PCT_SQL" ;;
+	1pct | 1pct_warm | 1pct_after_all) echo "$APPLY_CHANGE_1PCT_SQL" ;;
 	new1pct) echo "INSERT INTO speed_layer SELECT b.location, 1, 1, 1, 1
 		FROM batch_layer b WHERE ((hashtext(b.location) >> 10) & 1023) BETWEEN $((10 * $2)) AND $((10 * $2 + 9))
 		AND NOT EXISTS (SELECT FROM speed_layer s WHERE s.location = b.location);" ;;
@@ -204,7 +211,13 @@ for n in "${SIZES[@]}"; do
 	log "N=$(human "$n"): setup"
 	setup "$n"
 	for run in $(seq 1 "$RUNS"); do
-		for ch in 1pct new1pct 10pct all reload; do
+		if [ "$run" -gt 1 ]; then
+			log "N=$(human "$n") run $run: the serving tables packed again (untimed)"
+			bq -c 'VACUUM FULL s_apply, s_sql' \
+				-c "SELECT count(*) FROM serving_layer_refresh('s_apply')" \
+				-c 'VACUUM ANALYZE s_apply, s_sql' >/dev/null
+		fi
+		for ch in 1pct new1pct 10pct all reload 1pct_after_all; do
 			log "N=$(human "$n") run $run: floor, apply $ch"
 			timed_run "$n" floor - "$run" >/dev/null
 			timed_run "$n" apply "$ch" "$run" >/dev/null
@@ -227,7 +240,7 @@ for n in "${SIZES[@]}"; do
 done
 
 report() {
-	local n floor a1 a10 aall sw mv q10 qix qall
+	local n floor a1 aw aa an a10 aall arel sw mv q10 qix qall
 	mapfile -t SIZES < <(cut -f1 "$RUNS_TSV" | sort -n -u)
 	echo "## Mode 'apply' ($(date -u +%Y-%m-%d\ %H:%M) UTC)"
 	echo
@@ -240,12 +253,13 @@ report() {
 	echo "The serving table and its twin at fillfactor ${FILLFACTOR:-90}${FILLFACTOR:+ (--fillfactor)}."
 	echo "Changed rows and dead tuples left (pgstattuple, after the run) of the 'apply' runs."
 	echo
-	echo "| N | floor (copy) | apply 1 % | apply 1 % warm | apply new 1 % | apply 10 % | apply all | apply reload | swap (1 %) | mv concurrently (1 %) | SQL UPDATE 10 % / through the index / all | 1 % / floor | 1 % warm / floor | new 1 % / floor | 10 % / floor | all / floor | reload / floor | swap / floor | mv / floor | SQL UPDATE 10 % / through the index / all, / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / 1 % warm / new / 10 % / all / reload |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| N | floor (copy) | apply 1 % | apply 1 % warm | apply new 1 % | apply 10 % | apply all | apply reload | apply 1 % after all | swap (1 %) | mv concurrently (1 %) | SQL UPDATE 10 % / through the index / all | 1 % / floor | 1 % warm / floor | new 1 % / floor | 10 % / floor | all / floor | reload / floor | 1 % after all / floor | swap / floor | mv / floor | SQL UPDATE 10 % / through the index / all, / floor | changed 1 % / new / 10 % / all | dead tuples 1 % / new / 10 % / all | WAL MB floor / 1 % / 1 % warm / new / 10 % / all / reload |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for n in "${SIZES[@]}"; do
 		floor=$(med "$n" floor -)
 		a1=$(med "$n" apply 1pct)
 		aw=$(med "$n" apply 1pct_warm)
+		aa=$(med "$n" apply 1pct_after_all)
 		an=$(med "$n" apply new1pct)
 		a10=$(med "$n" apply 10pct)
 		aall=$(med "$n" apply all)
@@ -255,9 +269,9 @@ report() {
 		q10=$(med "$n" sql 10pct)
 		qix=$(med "$n" sqlix 10pct)
 		qall=$(med "$n" sql all)
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s / %s / %s / %s |\n' \
-			"$(human "$n")" "$floor" "$a1" "$aw" "$an" "$a10" "$aall" "$arel" "$sw" "$mv" "$q10" "$qix" "$qall" \
-			"$(ratio "$a1" "$floor")" "$(ratio "$aw" "$floor")" "$(ratio "$an" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" "$(ratio "$arel" "$floor")" \
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s | %s / %s / %s / %s / %s / %s / %s |\n' \
+			"$(human "$n")" "$floor" "$a1" "$aw" "$an" "$a10" "$aall" "$arel" "$aa" "$sw" "$mv" "$q10" "$qix" "$qall" \
+			"$(ratio "$a1" "$floor")" "$(ratio "$aw" "$floor")" "$(ratio "$an" "$floor")" "$(ratio "$a10" "$floor")" "$(ratio "$aall" "$floor")" "$(ratio "$arel" "$floor")" "$(ratio "$aa" "$floor")" \
 			"$(ratio "$sw" "$floor")" "$(ratio "$mv" "$floor")" "$(ratio "$q10" "$floor")" "$(ratio "$qix" "$floor")" "$(ratio "$qall" "$floor")" \
 			"$(imed "$n" apply 1pct 6)" "$(imed "$n" apply new1pct 6)" "$(imed "$n" apply 10pct 6)" "$(imed "$n" apply all 6)" \
 			"$(imed "$n" apply 1pct 7)" "$(imed "$n" apply new1pct 7)" "$(imed "$n" apply 10pct 7)" "$(imed "$n" apply all 7)" \
@@ -267,7 +281,7 @@ report() {
 	echo "Where an 'apply' refresh's time goes (progress lines of the last run at each N):"
 	echo
 	for n in "${SIZES[@]}"; do
-		for ch in 1pct 1pct_warm new1pct 10pct all reload; do
+		for ch in 1pct 1pct_warm new1pct 10pct all reload 1pct_after_all; do
 			echo "- $(human "$n") $ch: $(grep -h -o 'refresh of s_apply: .*' "$RAW/${n}_apply_${ch}_${RUNS}.log" | sed 's/refresh of s_apply: //' | paste -sd ';' -)"
 		done
 	done
