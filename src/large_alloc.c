@@ -49,8 +49,8 @@ sl_alloc_large(MemoryContext cxt, Size size, bool zero)
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
 	if (sl_transparent_huge_pages && size >= SL_LARGE_ALLOC_MIN)
 	{
-		uintptr_t	start = ((uintptr_t) p + HUGE_PAGE_SIZE - 1) & ~(HUGE_PAGE_SIZE - 1);
-		uintptr_t	end = ((uintptr_t) p + size) & ~(HUGE_PAGE_SIZE - 1);
+		uintptr_t	start = TYPEALIGN(HUGE_PAGE_SIZE, p);
+		uintptr_t	end = TYPEALIGN_DOWN(HUGE_PAGE_SIZE, (uintptr_t) p + size);
 
 		if (start < end)
 			(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
