@@ -212,6 +212,28 @@ APPLY_CHANGE_1PCT_SQL='UPDATE speed_layer SET "count(id)" = "count(id)" + 1
 # Its "10 %": every speed row (the speed layer holds 10 % of the keys).
 APPLY_CHANGE_10PCT_SQL='UPDATE speed_layer SET "count(id)" = "count(id)" + 1;'
 
+# apply.sh's layout at $1 batch keys, for the scripts that time or profile
+# single refreshes: a speed layer of 10 %, no index on the batch, the
+# serving table s_apply in mode 'apply' (made by its first refresh, so at
+# fillfactor 90) and one in mode 'swap' for each further name ($2 ...),
+# each with a unique btree index on the key; s_apply refreshed once more,
+# so that its next refresh follows the change.
+make_apply_layout() {
+	local n=$1 t sql vacuum=s_apply
+	shift
+	make_batch "$n" plain
+	make_speed "$n" 10 plain
+	sql="SELECT serving_layer_define('s_apply', 'batch_layer', 'speed_layer', mode => 'apply');"
+	for t in "$@"; do
+		sql+=" SELECT serving_layer_define('$t', 'batch_layer', 'speed_layer', mode => 'swap');"
+		vacuum+=", $t"
+	done
+	sql+=" SELECT count(*) FROM serving_layer_refresh();"
+	for t in s_apply "$@"; do sql+=" CREATE UNIQUE INDEX ON $t (location);"; done
+	sql+=" SELECT count(*) FROM serving_layer_refresh('s_apply'); VACUUM ANALYZE $vacuum;"
+	bq <<<"$sql" >/dev/null
+}
+
 # --- the classic layout, generated ---------------------------------------------
 
 # Create batch_layer with $1 keys 'city-1' .. 'city-N' (no index, no

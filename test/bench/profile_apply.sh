@@ -54,15 +54,7 @@ mkdir -p "$OUT"
 bench_start_cluster
 
 log "N=$(human "$N"): set-up"
-make_batch "$N" plain
-make_speed "$N" 10 plain
-bq <<-SQL >/dev/null
-	SELECT serving_layer_define('s_apply', 'batch_layer', 'speed_layer', mode => 'apply');
-	SELECT count(*) FROM serving_layer_refresh();
-	CREATE UNIQUE INDEX ON s_apply (location);
-	SELECT count(*) FROM serving_layer_refresh('s_apply');
-	VACUUM ANALYZE s_apply;
-SQL
+make_apply_layout "$N"
 
 # Profile one refresh after the change; $1 names it, cold or warm.
 profile_one() {

@@ -55,17 +55,7 @@ bench_check_install
 bench_start_cluster
 
 log "N=$(human "$N"): set-up"
-make_batch "$N" plain
-make_speed "$N" 10 plain
-bq <<-SQL >/dev/null
-	SELECT serving_layer_define('s_apply', 'batch_layer', 'speed_layer', mode => 'apply');
-	SELECT serving_layer_define('s_swap', 'batch_layer', 'speed_layer', mode => 'swap');
-	SELECT count(*) FROM serving_layer_refresh();
-	CREATE UNIQUE INDEX ON s_apply (location);
-	CREATE UNIQUE INDEX ON s_swap (location);
-	SELECT count(*) FROM serving_layer_refresh('s_apply');
-	VACUUM ANALYZE s_apply, s_swap;
-SQL
+make_apply_layout "$N" s_swap
 
 # Time scenario $1 (floor, 1pct, 1pct_warm, 10pct, swap) with the setting
 # $2 (on, off, - for the floor) in round $3; append to $RUNS_TSV.
