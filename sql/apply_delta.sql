@@ -290,6 +290,55 @@ SET client_min_messages = warning;
 DROP SCHEMA "we""ird" CASCADE;
 RESET client_min_messages;
 
+-- integer sums as the state keeps the batch parts (sum_serialize() in
+-- apply_delta_state.c): NULL, zero, negative, around the edges of its
+-- 7-bit groups, the ends of bigint, and past them (the batch part's
+-- 128-bit accumulator, back in range once merged with the speed rows);
+-- every key changes in the speed layer, so that every part is read back
+CREATE TABLE sb (k text, v bigint);
+CREATE TABLE ss (k text, v bigint);
+INSERT INTO sb VALUES ('null', NULL), ('zero', 0), ('m1', -1), ('p63', 63),
+	('p64', 64), ('m64', -64), ('m65', -65), ('p8192', 8192),
+	('max', 9223372036854775807), ('min', -9223372036854775808),
+	('past', 9223372036854775807), ('past', 9223372036854775807),
+	('under', -9223372036854775808), ('under', -9223372036854775808);
+INSERT INTO ss SELECT DISTINCT k, 0 FROM sb WHERE k NOT IN ('past', 'under');
+INSERT INTO ss VALUES ('past', -9223372036854775807),
+	('under', 9223372036854775807), ('under', 1);
+SELECT serving_layer_define('dl.srv2', 'dl.sb', 'dl.ss', mode => 'apply');
+SELECT serving_layer_define('dl.ref2', 'dl.sb', 'dl.ss', mode => 'swap');
+SELECT target, output_rows FROM serving_layer_refresh() WHERE target LIKE '%2'
+ORDER BY target;
+CREATE UNIQUE INDEX ON srv2 (k);
+SELECT serving_layer_define('dl.srv2', 'dl.sb', 'dl.ss', mode => 'apply');
+SELECT changed_rows FROM serving_layer_refresh('dl.srv2');
+CREATE FUNCTION refresh_sums(OUT serving_scans bigint, OUT changed bigint,
+							 OUT differ bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	scans0 bigint;
+BEGIN
+	scans0 := coalesce((SELECT seq_scan FROM pg_stat_xact_user_tables
+						WHERE relid = 'dl.srv2'::regclass), 0);
+	SELECT changed_rows INTO changed FROM serving_layer_refresh('dl.srv2');
+	serving_scans := coalesce((SELECT seq_scan FROM pg_stat_xact_user_tables
+							   WHERE relid = 'dl.srv2'::regclass), 0) - scans0;
+	PERFORM serving_layer_refresh('dl.ref2');
+	SELECT count(*) INTO differ FROM (
+		(SELECT * FROM dl.srv2 EXCEPT ALL SELECT * FROM dl.ref2)
+		UNION ALL
+		(SELECT * FROM dl.ref2 EXCEPT ALL SELECT * FROM dl.srv2)) d;
+END
+$$;
+UPDATE ss SET v = v + 1 WHERE k IN ('min', 'under') AND v < 100;
+UPDATE ss SET v = v - 1 WHERE k NOT IN ('min', 'under');
+SELECT * FROM refresh_sums();
+UPDATE ss SET v = v + 1 WHERE k NOT IN ('min', 'under');
+SELECT * FROM refresh_sums();
+SELECT * FROM srv2 ORDER BY k;
+SELECT serving_layer_forget('dl.srv2');
+SELECT serving_layer_forget('dl.ref2');
+
 -- attached to another table, the watch function logs nothing
 CREATE TABLE other (x int);
 CREATE TRIGGER w AFTER INSERT ON other FOR EACH STATEMENT

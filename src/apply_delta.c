@@ -74,6 +74,8 @@ speed_row(TupleTableSlot *slot, void *arg)
 	h = group_key_hash(ds->cols, ds->ncols, slot->tts_values, slot->tts_isnull);
 	g = group_table_find(&ds->speed, ds->cols, ds->ncols, h, slot->tts_values,
 						 slot->tts_isnull, true);
+	/* changed, until delta_compare_speed() finds it as it was saved */
+	g->matched = true;
 	oldcxt = MemoryContextSwitchTo(ds->speed.cxt);
 	for (int i = 0; i < ds->ncols; i++)
 		if (ds->cols[i].acc != ACC_KEY)
@@ -199,55 +201,95 @@ mark_changed(DeltaScan *ds, uint64 h)
 	ds->changed_keys++;
 }
 
+/* the entry after a saved entry; a length out of the state is an error */
+static char *
+next_entry(char *entry, char *end)
+{
+	uint32		len = delta_entry_length(entry);
+
+	if (len < DELTA_ENTRY_HEADER || len > (Size) (end - entry))
+		elog(ERROR, "saved state entry of %u bytes with %zu bytes left",
+			 len, (Size) (end - entry));
+	return entry + len;
+}
+
+/*
+ * How far delta_compare_speed() looks ahead: the slots of the keys
+ * 2 * COMPARE_AHEAD entries on are prefetched, and the groups of those
+ * COMPARE_AHEAD entries on, whose slots have come in meanwhile.
+ */
+#define COMPARE_AHEAD	8
+
 /*
  * delta_compare_speed
  *		Step 1's comparison with the saved groups (NULL: none): each
- *		current group is marked (matched) when its key changed, and the
- *		saved keys gone from the speed layer are kept; the hashes of both
- *		go into the changed set.  The batch parts the state saved for the
- *		changed keys are restored into ds->batch, for
- *		delta_use_saved_parts(); the entries of the unchanged ones are
+ *		current group stays marked (matched, as speed_row() made it) when
+ *		its key changed, and the saved keys gone from the speed layer are
+ *		kept; the hashes of both go into the changed set.  The batch parts
+ *		the state saved for the changed keys are restored into ds->batch,
+ *		for delta_use_saved_parts(); the entries of the unchanged ones are
  *		kept as they are, for the next state.
+ *
+ * Each saved key is one probe of the speed groups, and their groups lie
+ * in memory in the order the speed rows came: one or two cache misses a
+ * key, most of this step.  The entries carry their key's hash, so that
+ * the probes of the keys a few entries on are prefetched.
  */
 void
 delta_compare_speed(DeltaScan *ds, bytea *saved)
 {
 	char	   *end;
 	char	   *p = delta_state_entries(ds, saved, &end);
+	char	   *slots_at = p;	/* the next entry to prefetch the slot of */
+	char	   *groups_at = p;	/* and the group of */
+	int			nslots = 0;		/* entries from p to slots_at */
+	int			ngroups = 0;	/* entries from p to groups_at */
 	MemoryContext oldcxt = MemoryContextSwitchTo(ds->cxt);
 
-	for (uint64 i = 0; i <= ds->speed.mask; i++)
-		if (ds->speed.tags[i] != 0)
-			ds->speed.groups[i]->matched = true;
 	ds->new_keys = (int64) ds->speed.count;
 	while (p != NULL && p < end)
 	{
 		char	   *entry = p;
-		uint64		savedhash;
-		uint64		h;
+		char	   *next = next_entry(entry, end);
+		uint64		h = delta_entry_key_hash(entry);
 		Group	   *g;
 
 		CHECK_FOR_INTERRUPTS();
-		memcpy(&savedhash, p, sizeof(uint64));
-		p += sizeof(uint64);
+		for (; slots_at < end && nslots < 2 * COMPARE_AHEAD; nslots++)
+		{
+			group_table_prefetch_slot(&ds->speed,
+									  delta_entry_key_hash(slots_at));
+			slots_at = next_entry(slots_at, end);
+		}
+		for (; groups_at < end && ngroups < COMPARE_AHEAD; ngroups++)
+		{
+			group_table_prefetch_group(&ds->speed,
+									   delta_entry_key_hash(groups_at));
+			groups_at = next_entry(groups_at, end);
+		}
+		nslots--;
+		ngroups--;
+
+		p = entry + DELTA_ENTRY_HEADER;
 		MemoryContextSwitchTo(ds->rowcxt);
 		delta_restore_key(ds, &p);
-		h = group_key_hash(ds->cols, ds->ncols, ds->values, ds->nulls);
 		g = group_table_find(&ds->speed, ds->cols, ds->ncols, h, ds->values,
 							 ds->nulls, false);
-		if (g != NULL && delta_group_hash(ds, g) == savedhash)
+		if (g != NULL &&
+			delta_group_hash(ds, g) == delta_entry_group_hash(entry))
 		{
 			/* the same group as last time: its part is not needed now */
 			g->matched = false;
 			ds->new_keys--;
-			if (ds->saved_parts)
-				delta_restore_part(ds, &p, h, false, NULL);
-			delta_keep_entry(ds, entry, p);
+			delta_keep_entry(ds, entry, next);
 			MemoryContextReset(ds->rowcxt);
+			p = next;
 			continue;
 		}
 		if (ds->saved_parts)
 			delta_restore_part(ds, &p, h, true, g);
+		Assert(p == next);
+		p = next;
 		if (g != NULL)
 			ds->new_keys--;
 		else

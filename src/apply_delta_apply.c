@@ -383,7 +383,7 @@ delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
 	ds->deleting = true;
 	for (int n = 0; n < ds->ngone; n++)
 	{
-		char	   *p = ds->gone[n] + sizeof(uint64);
+		char	   *p = ds->gone[n] + DELTA_ENTRY_HEADER;
 		Group	   *bg;
 
 		delta_restore_key(ds, &p);

@@ -105,7 +105,40 @@ extern void delta_apply_group(DeltaScan *ds, Group *sg, TupleTableSlot *found,
 extern bool delta_scan_pays(DeltaScan *ds, Relation rel);
 extern void delta_scan_apply(DeltaScan *ds, Relation rel, Snapshot snapshot);
 
-/* apply_delta_state.c */
+/*
+ * apply_delta_state.c.  An entry of a saved state begins with its length in
+ * bytes (uint32, the header included), the hash of its key (as the speed
+ * group had it) and the hash of its accumulators (uint64 each), unaligned.
+ */
+#define DELTA_ENTRY_HEADER	(sizeof(uint32) + 2 * sizeof(uint64))
+
+static inline uint32
+delta_entry_length(const char *entry)
+{
+	uint32		len;
+
+	memcpy(&len, entry, sizeof(uint32));
+	return len;
+}
+
+static inline uint64
+delta_entry_key_hash(const char *entry)
+{
+	uint64		h;
+
+	memcpy(&h, entry + sizeof(uint32), sizeof(uint64));
+	return h;
+}
+
+static inline uint64
+delta_entry_group_hash(const char *entry)
+{
+	uint64		h;
+
+	memcpy(&h, entry + sizeof(uint32) + sizeof(uint64), sizeof(uint64));
+	return h;
+}
+
 extern uint64 delta_group_hash(DeltaScan *ds, Group *g);
 extern char *delta_state_entries(DeltaScan *ds, bytea *saved, char **end);
 extern void delta_restore_key(DeltaScan *ds, char **p);

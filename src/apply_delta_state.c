@@ -10,11 +10,14 @@
  *	  a header: the batch watch version (apply_batch_watch.c) under which
  *	  the parts were read, 0 when they cannot be trusted, and one byte
  *	  saying whether the entries carry parts;
- *	  per speed group: the 64-bit hash of its accumulators, its key columns
+ *	  per speed group: the entry's length in bytes, the 64-bit hash of its
+ *	  key and of its accumulators (DELTA_ENTRY_HEADER in apply_delta_int.h:
+ *	  the next refresh can step over an entry, and look ahead at the keys
+ *	  it will probe, without reading it), its key columns
  *	  (datumSerialize()), and with parts one byte: 0 when the key has no
  *	  batch rows, else the merged batch value of every measure follows
- *	  (integer sums as their accumulator: a byte, 0 for NULL, 8 or 16 for
- *	  the bytes that follow; the others by datumSerialize()), after, when
+ *	  (integer sums as their accumulator, sum_serialize(); the others by
+ *	  datumSerialize()), after, when
  *	  the byte is 2, the key columns as the
  *	  batch rows have them (equal keys may differ in their images, 1.0 and
  *	  1.00 say, and the C merge writes the batch rows' one).
@@ -136,6 +139,74 @@ delta_keep_entry(DeltaScan *ds, char *start, char *end)
 }
 
 /*
+ * sum_serialize / sum_restore
+ *		An integer sum's accumulator in a part: a byte, 0 for NULL, 1 when
+ *		the 16 bytes of an int128 follow, 2 when its value fits an int64 and
+ *		follows zigzag-encoded in 7-bit groups (1 to 10 bytes: the sums of
+ *		counts take 2 to 4 bytes rather than 9).  The state is written and
+ *		read on the same machine: the int128 keeps its native layout.
+ */
+#define SUM_MAX_BYTES	(1 + sizeof(INT128))
+
+static Size
+sum_serialize(const Acc *acc, char *out)
+{
+	int64		v;
+	uint64		z;
+	Size		n = 1;
+
+	if (acc->isnull)
+	{
+		out[0] = 0;
+		return 1;
+	}
+	v = int128_to_int64(acc->v.isum);
+	if (int128_compare(int64_to_int128(v), acc->v.isum) != 0)
+	{
+		out[0] = 1;
+		memcpy(out + 1, &acc->v.isum, sizeof(INT128));
+		return 1 + sizeof(INT128);
+	}
+	out[0] = 2;
+	z = ((uint64) v << 1) ^ (uint64) (v >> 63);
+	while (z >= 0x80)
+	{
+		out[n++] = (char) ((z & 0x7f) | 0x80);
+		z >>= 7;
+	}
+	out[n++] = (char) z;
+	return n;
+}
+
+static char *
+sum_restore(char *p, Acc *acc)
+{
+	char		kind = *p++;
+	uint64		z = 0;
+	int			shift = 0;
+
+	acc->isnull = kind == 0;
+	if (kind == 0)
+		return p;
+	if (kind == 1)
+	{
+		memcpy(&acc->v.isum, p, sizeof(INT128));
+		return p + sizeof(INT128);
+	}
+	for (;;)
+	{
+		uint8		b = (uint8) *p++;
+
+		z |= (uint64) (b & 0x7f) << shift;
+		if (b < 0x80)
+			break;
+		shift += 7;
+	}
+	acc->v.isum = int64_to_int128((int64) (z >> 1) ^ -(int64) (z & 1));
+	return p;
+}
+
+/*
  * delta_restore_part
  *		The batch part of a saved entry at *p, whose key is in ds->values
  *		and hashes to keyhash: with keep, into ds->batch (in its memory) and
@@ -174,21 +245,7 @@ delta_restore_part(DeltaScan *ds, char **p, uint64 keyhash, bool keep,
 		if (col->acc == ACC_KEY)
 			continue;
 		if (col->acc == ACC_SUM_INT)
-		{
-			int			len = *(*p)++;
-
-			acc.isnull = len == 0;
-			if (len == sizeof(int64))
-			{
-				int64		v;
-
-				memcpy(&v, *p, sizeof(int64));
-				acc.v.isum = int64_to_int128(v);
-			}
-			else if (len != 0)
-				memcpy(&acc.v.isum, *p, sizeof(INT128));
-			*p += len;
-		}
+			*p = sum_restore(*p, &acc);
 		else
 			acc.v.value = datumRestore(p, &acc.isnull);
 		if (keep)
@@ -246,19 +303,13 @@ part_bytes(DeltaScan *ds, Group *g, Group *part, char **p)
 			continue;
 		if (col->acc == ACC_SUM_INT)
 		{
-			int64		v = acc->isnull ? 0 : int128_to_int64(acc->v.isum);
-			int			len = acc->isnull ? 0 :
-				int128_compare(int64_to_int128(v), acc->v.isum) == 0 ?
-				(int) sizeof(int64) : (int) sizeof(INT128);
+			char		buf[SUM_MAX_BYTES];
+			Size		len = sum_serialize(acc, buf);
 
-			size += 1 + len;
+			size += len;
 			if (p != NULL)
 			{
-				*(*p)++ = (char) len;
-				if (len == sizeof(int64))
-					memcpy(*p, &v, sizeof(int64));
-				else if (len != 0)
-					memcpy(*p, &acc->v.isum, sizeof(INT128));
+				memcpy(*p, buf, len);
 				*p += len;
 			}
 			continue;
@@ -321,7 +372,7 @@ delta_state(DeltaScan *ds, int64 version)
 
 		if (ds->speed.tags[i] == 0 || (copy && !g->matched))
 			continue;
-		size += sizeof(uint64);
+		size += DELTA_ENTRY_HEADER;
 		for (int c = 0; c < ds->ncols; c++)
 			if (ds->cols[c].acc == ACC_KEY)
 				size += datumEstimateSpace(g->acc[c].v.value, g->acc[c].isnull,
@@ -354,10 +405,15 @@ delta_state(DeltaScan *ds, int64 version)
 	for (uint64 i = 0; i <= ds->speed.mask; i++)
 	{
 		Group	   *g = ds->speed.groups[i];
+		char	   *entry = p;
 		uint64		h;
+		uint32		len;
 
 		if (ds->speed.tags[i] == 0 || (copy && !g->matched))
 			continue;
+		p += sizeof(uint32);	/* the length, once known */
+		memcpy(p, &g->hash, sizeof(uint64));
+		p += sizeof(uint64);
 		h = delta_group_hash(ds, g);
 		memcpy(p, &h, sizeof(uint64));
 		p += sizeof(uint64);
@@ -372,6 +428,8 @@ delta_state(DeltaScan *ds, int64 version)
 			MemoryContextSwitchTo(oldcxt);
 			MemoryContextReset(ds->rowcxt);
 		}
+		len = (uint32) (p - entry);
+		memcpy(entry, &len, sizeof(uint32));
 	}
 	Assert(p == (char *) out + size);
 	MemoryContextReset(ds->rowcxt);

@@ -274,6 +274,8 @@ extern void group_table_reserve(GroupTable *t, uint64 expected);
 extern Group *group_table_find(GroupTable *t, FastColumn *cols, int ncols,
 							   uint64 h, Datum *values, bool *nulls,
 							   bool insert);
+extern void group_table_prefetch_slot(GroupTable *t, uint64 h);
+extern void group_table_prefetch_group(GroupTable *t, uint64 h);
 extern void hashset_init(HashSet *s, uint64 expected, Size maxbytes);
 extern bool hashset_add(HashSet *s, uint64 h, Size maxbytes, bool *full);
 extern bool hashset_contains(HashSet *s, uint64 h);

@@ -282,6 +282,40 @@ group_table_find(GroupTable *t, FastColumn *cols, int ncols, uint64 h,
 }
 
 /*
+ * group_table_prefetch_slot / group_table_prefetch_group
+ *		For a caller that knows the keys it will look up a few lookups
+ *		ahead: ask for the home slot of hash h (its tag and group pointer),
+ *		and, some lookups later, once that has come in, for the first cache
+ *		lines of the group it holds, which lie in the order their rows came.
+ *		A group displaced to a further slot is not prefetched; that only
+ *		costs its miss.
+ */
+void
+group_table_prefetch_slot(GroupTable *t, uint64 h)
+{
+	uint64		i = sl_mix64(h) & t->mask;
+
+	SL_PREFETCH(&t->tags[i]);
+	SL_PREFETCH(&t->groups[i]);
+}
+
+void
+group_table_prefetch_group(GroupTable *t, uint64 h)
+{
+	uint64		i = sl_mix64(h) & t->mask;
+
+	if (t->tags[i] == SLOT_TAG(sl_mix64(h)))
+	{
+		const char *g = (const char *) t->groups[i];
+
+		/* the header and accumulators, and the key after them */
+		SL_PREFETCH(g);
+		SL_PREFETCH(g + 64);
+		SL_PREFETCH(g + 128);
+	}
+}
+
+/*
  * hashset_add
  *		Add a hash; returns false if it (or another with the same low 32
  *		bits) was there already.  Sets *full instead of growing the set past
