@@ -19,6 +19,7 @@ OBJS = \
 	src/apply_lookup.o \
 	src/apply_rows.o \
 	src/apply_state.o \
+	src/apply_tids.o \
 	src/apply_watch.o \
 	src/assign_typmod.o \
 	src/batch_guard.o \

@@ -229,7 +229,9 @@ SELECT * FROM found_by();			-- nothing changed: the state is current
 SET serving_layer.apply_find_rows = scan;
 UPDATE s SET v = v + 1;
 SELECT * FROM found_by();
--- forced the other way: one lookup per key, no scan
+-- forced the other way, no scan: the rows are where the scan's refresh
+-- left them, and the state says where (apply_tids.c): fetched there, not
+-- looked up in the index
 SET serving_layer.apply_find_rows = index;
 UPDATE s SET v = v + 1;
 SELECT * FROM found_by();
@@ -338,6 +340,92 @@ SELECT * FROM refresh_sums();
 SELECT * FROM srv2 ORDER BY k;
 SELECT serving_layer_forget('dl.srv2');
 SELECT serving_layer_forget('dl.ref2');
+
+-- rows fetched where the last refresh left them (apply_tids.c), looked up
+-- in the index when the state does not know where (after a whole
+-- comparison) or the place no longer holds the key's row: here a BEFORE
+-- trigger kept the refresh from updating one row, so its place is not
+-- where that update would have put it
+CREATE TABLE tb (k text, v bigint);
+CREATE TABLE ts (k text, v bigint);
+INSERT INTO tb SELECT 'k' || g, g FROM generate_series(1, 200) g;
+INSERT INTO ts SELECT 'k' || g, 1 FROM generate_series(1, 200, 10) g;
+SELECT serving_layer_define('dl.tsrv', 'dl.tb', 'dl.ts', mode => 'apply');
+SELECT serving_layer_define('dl.tref', 'dl.tb', 'dl.ts', mode => 'swap');
+SELECT count(*) FROM serving_layer_refresh() WHERE target LIKE 'dl.t%';
+CREATE UNIQUE INDEX ON tsrv (k);
+SELECT serving_layer_define('dl.tsrv', 'dl.tb', 'dl.ts', mode => 'apply');
+SELECT changed_rows FROM serving_layer_refresh('dl.tsrv');
+CREATE FUNCTION refresh_t(OUT lookups bigint, OUT changed bigint,
+						  OUT differ bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	i0 bigint;
+BEGIN
+	i0 := coalesce((SELECT idx_scan FROM pg_stat_xact_user_tables
+					WHERE relid = 'dl.tsrv'::regclass), 0);
+	SELECT changed_rows INTO changed FROM serving_layer_refresh('dl.tsrv');
+	lookups := coalesce((SELECT idx_scan FROM pg_stat_xact_user_tables
+						 WHERE relid = 'dl.tsrv'::regclass), 0) - i0;
+	PERFORM serving_layer_refresh('dl.tref');
+	SELECT count(*) INTO differ FROM (
+		(SELECT * FROM dl.tsrv EXCEPT ALL SELECT * FROM dl.tref)
+		UNION ALL
+		(SELECT * FROM dl.tref EXCEPT ALL SELECT * FROM dl.tsrv)) d;
+END
+$$;
+-- the state of a whole comparison knows no places: 20 lookups
+UPDATE ts SET v = v + 1;
+SELECT * FROM refresh_t();
+-- then every changed row is where the last refresh put it
+UPDATE ts SET v = v + 1;
+SELECT * FROM refresh_t();
+CREATE FUNCTION keep_k1() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN CASE WHEN NEW.k = 'k1' THEN NULL ELSE NEW END;
+END
+$$;
+CREATE TRIGGER keep_k1 BEFORE UPDATE ON tsrv FOR EACH ROW
+	EXECUTE FUNCTION keep_k1();
+UPDATE ts SET v = v + 1;
+SELECT * FROM refresh_t();		-- k1's row kept as it was: it differs
+DROP TRIGGER keep_k1 ON tsrv;
+UPDATE ts SET v = v + 1;
+SELECT * FROM refresh_t();		-- k1 found again and put right
+SELECT * FROM tsrv WHERE k IN ('k1', 'k11') ORDER BY k;
+-- a place is only where to look first: swapped between the first two
+-- entries of the state (apply_delta_state.c's layout: a 9-byte header,
+-- then per entry its length, little-endian here, with its top bit set when
+-- the place follows the two hashes; every key here changed, so every entry
+-- has one), each names the other key's row, which is not taken for it;
+-- both keys are looked up in the index
+CREATE FUNCTION swap_places() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	s bytea;
+	p int := 9;
+	starts int[] := '{}';
+	a bytea;
+BEGIN
+	SELECT speed_state INTO s FROM serving_layer_apply_state
+	WHERE target_schema = 'dl' AND target_name = 'tsrv';
+	WHILE p < length(s) LOOP
+		starts := starts || p;
+		p := p + get_byte(s, p) + (get_byte(s, p + 1) << 8) +
+			(get_byte(s, p + 2) << 16) + ((get_byte(s, p + 3) & 127) << 24);
+	END LOOP;
+	a := substring(s FROM starts[1] + 21 FOR 6);
+	s := overlay(s PLACING substring(s FROM starts[2] + 21 FOR 6)
+				 FROM starts[1] + 21 FOR 6);
+	s := overlay(s PLACING a FROM starts[2] + 21 FOR 6);
+	UPDATE serving_layer_apply_state SET speed_state = s
+	WHERE target_schema = 'dl' AND target_name = 'tsrv';
+END
+$$;
+SELECT swap_places();
+UPDATE ts SET v = v + 1;
+SELECT * FROM refresh_t();
+SELECT serving_layer_forget('dl.tsrv');
+SELECT serving_layer_forget('dl.tref');
 
 -- attached to another table, the watch function logs nothing
 CREATE TABLE other (x int);

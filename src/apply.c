@@ -474,11 +474,12 @@ follow_change(FullCompare *st, const Definition *def, const MergePlan *plan,
 	}
 	/* the state after the changes: new keys' parts came from the table */
 	next->speed_state = delta_state(ds, batch_version);
-	delta_end(ds);
 	result->followed = true;
 	result->merged_by = scanned ?
 		"in C, serving rows found by a scan of the table" :
-		"in C, serving rows found by the index";
+		psprintf("in C, serving rows found by the index (%lld where the last refresh left them)",
+				 (long long) delta_rows_found_in_place(ds));
+	delta_end(ds);
 	result->output_rows = saved->output_rows + st->inserted -
 		st->deleted;
 	result->apply_ms = sl_elapsed_ms(start);

@@ -131,6 +131,7 @@ delta_read_speed(const MergePlan *plan, int64 expected)
 	ds->collect_all = true;
 	ds->parts = true;
 	hashset_init(&ds->changed, 0, ds->budget);
+	ds->tids = tidmap_create(ds->cxt);
 
 	speed = layer_open(plan, true);
 	layer_read(speed, LAYER_ALL, speed_row, ds);
@@ -207,7 +208,9 @@ next_entry(char *entry, char *end)
 {
 	uint32		len = delta_entry_length(entry);
 
-	if (len < DELTA_ENTRY_HEADER || len > (Size) (end - entry))
+	if (len < DELTA_ENTRY_HEADER || len > (Size) (end - entry) ||
+		(delta_entry_has_tid(entry) &&
+		 len < DELTA_ENTRY_HEADER + sizeof(ItemPointerData)))
 		elog(ERROR, "saved state entry of %u bytes with %zu bytes left",
 			 len, (Size) (end - entry));
 	return entry + len;
@@ -270,7 +273,7 @@ delta_compare_speed(DeltaScan *ds, bytea *saved)
 		nslots--;
 		ngroups--;
 
-		p = entry + DELTA_ENTRY_HEADER;
+		p = delta_entry_key(entry);
 		MemoryContextSwitchTo(ds->rowcxt);
 		delta_restore_key(ds, &p);
 		g = group_table_find(&ds->speed, ds->cols, ds->ncols, h, ds->values,
@@ -290,6 +293,14 @@ delta_compare_speed(DeltaScan *ds, bytea *saved)
 			delta_restore_part(ds, &p, h, true, g);
 		Assert(p == next);
 		p = next;
+		/* where its row was, for the refresh to look there first */
+		{
+			ItemPointerData tid;
+
+			delta_entry_tid(entry, &tid);
+			if (ItemPointerIsValid(&tid))
+				tidmap_put(ds->tids, h, &tid);
+		}
 		if (g != NULL)
 			ds->new_keys--;
 		else
@@ -452,6 +463,17 @@ delta_counts(DeltaScan *ds, int64 *batch_rows, int64 *batch_hash,
 	*speed_rows = ds->speed_rows;
 	*speed_groups = (int64) ds->speed.count;
 	*keys = ds->changed_keys;
+}
+
+/*
+ * delta_rows_found_in_place
+ *		How many serving rows delta_apply() found where the saved state had
+ *		them, without a lookup in the index.
+ */
+int64
+delta_rows_found_in_place(DeltaScan *ds)
+{
+	return ds->tid_hits;
 }
 
 /*

@@ -28,6 +28,7 @@ extern bool delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
 						Snapshot snapshot, KeyLookup *lookup,
 						ApplyChanges *ch);
 extern bytea *delta_state(DeltaScan *ds, int64 version);
+extern int64 delta_rows_found_in_place(DeltaScan *ds);
 extern void delta_end(DeltaScan *ds);
 
 #endif							/* SL_APPLY_DELTA_H */

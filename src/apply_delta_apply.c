@@ -22,6 +22,37 @@
 #include "apply_lookup.h"
 
 /*
+ * find_serving_row
+ *		The serving row of the key in key (the key of the next row,
+ *		ds->row_keyhash), into found: where the saved state or this refresh
+ *		noted it, if it is still there (apply_tids.c), else through the
+ *		index.  False if the key has none.
+ */
+static bool
+find_serving_row(DeltaScan *ds, TupleTableSlot *key, TupleTableSlot *found)
+{
+	ItemPointerData tid;
+
+	if (tidmap_get(ds->tids, ds->row_keyhash, &tid) &&
+		lookup_fetch_at(ds->lookup, &tid, key, found))
+	{
+		ds->tid_hits++;
+		return true;
+	}
+	return lookup_fetch(ds->lookup, key, found);
+}
+
+/* the place of the row just inserted or updated, for the next refresh */
+static void
+note_row_tid(DeltaScan *ds)
+{
+	ItemPointerData tid;
+
+	changes_row_tid(ds->ch, &tid);
+	tidmap_put(ds->tids, ds->row_keyhash, &tid);
+}
+
+/*
  * changed_row
  *		The writer's sink in step 3: the new row of a changed key (or, when
  *		deleting, a row holding only the key of one gone from both layers)
@@ -38,11 +69,14 @@ changed_row(TupleTableSlot *slot, void *arg)
 	/* looked_up_part() or the scan may have found the row already */
 	if (ds->looked_up == LOOKED_UP_NONE ||
 		(ds->looked_up == LOOKED_UP_NOT &&
-		 !lookup_fetch(ds->lookup, slot, changes_oldslot(ch))))
+		 !find_serving_row(ds, slot, changes_oldslot(ch))))
 	{
 		ds->looked_up = LOOKED_UP_NOT;
 		if (!ds->deleting)
+		{
 			changes_insert(ch, slot);
+			note_row_tid(ds);
+		}
 		return;
 	}
 	ds->looked_up = LOOKED_UP_NOT;
@@ -50,8 +84,11 @@ changed_row(TupleTableSlot *slot, void *arg)
 	if (ds->deleting)
 		changes_delete(ch, &tid, false);
 	else
+	{
 		changes_update(ch, &tid, false, slot,
 					   row_same_image(ds->shape, changes_oldslot(ch), slot));
+		note_row_tid(ds);
+	}
 }
 
 /*
@@ -180,7 +217,7 @@ looked_up_part(DeltaScan *ds, Group *sg)
 		key->tts_isnull[ds->servatt[i]] = ds->nulls[i];
 	}
 	ExecStoreVirtualTuple(key);
-	exists = lookup_fetch(ds->lookup, key, found);
+	exists = find_serving_row(ds, key, found);
 	ds->looked_up = exists ? LOOKED_UP_FOUND : LOOKED_UP_NONE;
 	return serving_part(ds, sg, found, exists);
 }
@@ -200,6 +237,7 @@ delta_apply_group(DeltaScan *ds, Group *sg, TupleTableSlot *found,
 {
 	Group	   *bg;
 
+	ds->row_keyhash = sg->hash;
 	key_row(ds, sg);
 	bg = delta_linked_part(ds, sg);
 	if (bg == NULL)
@@ -383,12 +421,12 @@ delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
 	ds->deleting = true;
 	for (int n = 0; n < ds->ngone; n++)
 	{
-		char	   *p = ds->gone[n] + DELTA_ENTRY_HEADER;
+		char	   *p = delta_entry_key(ds->gone[n]);
 		Group	   *bg;
 
 		delta_restore_key(ds, &p);
-		bg = find_part(ds, group_key_hash(ds->cols, ds->ncols, ds->values,
-												ds->nulls));
+		ds->row_keyhash = delta_entry_key_hash(ds->gone[n]);
+		bg = find_part(ds, ds->row_keyhash);
 		if (bg != NULL && !bg->matched)
 		{
 			ds->deleting = false;

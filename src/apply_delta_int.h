@@ -14,6 +14,7 @@
 
 #include "apply_compare.h"
 #include "apply_delta.h"
+#include "apply_tids.h"
 #include "fast_merge.h"
 #include "heap_writer.h"
 
@@ -74,6 +75,8 @@ struct DeltaScan
 	uint32	   *keptlen;		/* ... and their lengths */
 	int64		nkept;
 	int64		maxkept;
+	TidMap	   *tids;			/* where the compared keys' rows are */
+	int64		tid_hits;		/* rows found where the state had them */
 	Datum	   *values;
 	bool	   *nulls;
 	/* delta_apply() */
@@ -84,6 +87,7 @@ struct DeltaScan
 	TupleTableSlot *keyslot;	/* a key to look up, of the serving type */
 	AttrNumber *servatt;		/* per column: serving attribute, 0-based */
 	bool		deleting;
+	uint64		row_keyhash;	/* the key hash of the next row */
 	/* the next row's key: not looked up yet, found (in the old slot), none */
 	enum
 	{
@@ -107,10 +111,16 @@ extern void delta_scan_apply(DeltaScan *ds, Relation rel, Snapshot snapshot);
 
 /*
  * apply_delta_state.c.  An entry of a saved state begins with its length in
- * bytes (uint32, the header included), the hash of its key (as the speed
- * group had it) and the hash of its accumulators (uint64 each), unaligned.
+ * bytes (uint32, the header included; its top bit set when a place
+ * follows), the hash of its key (as the speed group had it) and the hash
+ * of its accumulators (uint64 each), and, when the refresh knew it, where
+ * the key's serving row was (ItemPointerData: apply_tids.c), unaligned.
+ * The key columns follow (delta_entry_key()).
  */
-#define DELTA_ENTRY_HEADER	(sizeof(uint32) + 2 * sizeof(uint64))
+#define DELTA_ENTRY_HAS_TID	0x80000000
+#define DELTA_ENTRY_TID		(sizeof(uint32) + 2 * sizeof(uint64))
+/* the shortest header, of an entry without a place */
+#define DELTA_ENTRY_HEADER	DELTA_ENTRY_TID
 
 static inline uint32
 delta_entry_length(const char *entry)
@@ -118,7 +128,16 @@ delta_entry_length(const char *entry)
 	uint32		len;
 
 	memcpy(&len, entry, sizeof(uint32));
-	return len;
+	return len & ~DELTA_ENTRY_HAS_TID;
+}
+
+static inline bool
+delta_entry_has_tid(const char *entry)
+{
+	uint32		len;
+
+	memcpy(&len, entry, sizeof(uint32));
+	return (len & DELTA_ENTRY_HAS_TID) != 0;
 }
 
 static inline uint64
@@ -137,6 +156,24 @@ delta_entry_group_hash(const char *entry)
 
 	memcpy(&h, entry + sizeof(uint32) + sizeof(uint64), sizeof(uint64));
 	return h;
+}
+
+/* the place in the entry into *tid, or an invalid one */
+static inline void
+delta_entry_tid(const char *entry, ItemPointer tid)
+{
+	if (delta_entry_has_tid(entry))
+		memcpy(tid, entry + DELTA_ENTRY_TID, sizeof(ItemPointerData));
+	else
+		ItemPointerSetInvalid(tid);
+}
+
+/* where the entry's key columns begin */
+static inline char *
+delta_entry_key(char *entry)
+{
+	return entry + DELTA_ENTRY_TID +
+		(delta_entry_has_tid(entry) ? sizeof(ItemPointerData) : 0);
 }
 
 extern uint64 delta_group_hash(DeltaScan *ds, Group *g);

@@ -11,9 +11,10 @@
  *	  the parts were read, 0 when they cannot be trusted, and one byte
  *	  saying whether the entries carry parts;
  *	  per speed group: the entry's length in bytes, the 64-bit hash of its
- *	  key and of its accumulators (DELTA_ENTRY_HEADER in apply_delta_int.h:
- *	  the next refresh can step over an entry, and look ahead at the keys
- *	  it will probe, without reading it), its key columns
+ *	  key and of its accumulators, the place of its serving row when the
+ *	  refresh knew it (DELTA_ENTRY_HEADER in apply_delta_int.h: the next
+ *	  refresh can step over an entry, and look ahead at the keys it will
+ *	  probe, without reading it; apply_tids.c), its key columns
  *	  (datumSerialize()), and with parts one byte: 0 when the key has no
  *	  batch rows, else the merged batch value of every measure follows
  *	  (integer sums as their accumulator, sum_serialize(); the others by
@@ -369,10 +370,13 @@ delta_state(DeltaScan *ds, int64 version)
 	for (uint64 i = 0; i <= ds->speed.mask; i++)
 	{
 		Group	   *g = ds->speed.groups[i];
+		ItemPointerData tid;
 
 		if (ds->speed.tags[i] == 0 || (copy && !g->matched))
 			continue;
 		size += DELTA_ENTRY_HEADER;
+		if (tidmap_get(ds->tids, g->hash, &tid))
+			size += sizeof(ItemPointerData);
 		for (int c = 0; c < ds->ncols; c++)
 			if (ds->cols[c].acc == ACC_KEY)
 				size += datumEstimateSpace(g->acc[c].v.value, g->acc[c].isnull,
@@ -408,6 +412,7 @@ delta_state(DeltaScan *ds, int64 version)
 		char	   *entry = p;
 		uint64		h;
 		uint32		len;
+		ItemPointerData tid;
 
 		if (ds->speed.tags[i] == 0 || (copy && !g->matched))
 			continue;
@@ -417,6 +422,11 @@ delta_state(DeltaScan *ds, int64 version)
 		h = delta_group_hash(ds, g);
 		memcpy(p, &h, sizeof(uint64));
 		p += sizeof(uint64);
+		if (tidmap_get(ds->tids, g->hash, &tid))
+		{
+			memcpy(p, &tid, sizeof(ItemPointerData));
+			p += sizeof(ItemPointerData);
+		}
 		for (int c = 0; c < ds->ncols; c++)
 			if (ds->cols[c].acc == ACC_KEY)
 				datumSerialize(g->acc[c].v.value, g->acc[c].isnull,
@@ -428,7 +438,8 @@ delta_state(DeltaScan *ds, int64 version)
 			MemoryContextSwitchTo(oldcxt);
 			MemoryContextReset(ds->rowcxt);
 		}
-		len = (uint32) (p - entry);
+		len = (uint32) (p - entry) |
+			(ItemPointerIsValid(&tid) ? DELTA_ENTRY_HAS_TID : 0);
 		memcpy(entry, &len, sizeof(uint32));
 	}
 	Assert(p == (char *) out + size);

@@ -12,6 +12,9 @@
 #include "access/genam.h"
 #include "access/skey.h"
 #include "executor/tuptable.h"
+#include "fmgr.h"
+#include "storage/block.h"
+#include "storage/itemptr.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 #include "utils/sortsupport.h"
@@ -29,7 +32,11 @@ typedef struct KeyLookup
 	RegProcedure *eqproc;		/* its equality function */
 	Oid		   *opcintype;
 	Oid		   *collation;
+	FmgrInfo   *eqfn;			/* eqproc, for lookup_fetch_at() */
 	ScanKeyData *skeys;
+	Relation	rel;
+	Snapshot	snapshot;
+	BlockNumber nblocks;		/* the table's blocks when the lookups began */
 } KeyLookup;
 
 extern Oid	lookup_find_index(Relation rel, const RowShape *shape,
@@ -37,6 +44,8 @@ extern Oid	lookup_find_index(Relation rel, const RowShape *shape,
 extern KeyLookup *lookup_begin(Relation rel, Oid indexid, Snapshot snapshot);
 extern bool lookup_fetch(KeyLookup *lk, TupleTableSlot *key,
 						 TupleTableSlot *found);
+extern bool lookup_fetch_at(KeyLookup *lk, ItemPointer tid,
+							TupleTableSlot *key, TupleTableSlot *found);
 extern SortSupport lookup_key_order(KeyLookup *lk);
 extern void lookup_end(KeyLookup *lk);
 

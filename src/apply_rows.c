@@ -46,6 +46,7 @@ struct ApplyChanges
 	int64		inserted;
 	int64		updated;
 	int64		deleted;
+	ItemPointerData row_tid;	/* changes_row_tid() */
 };
 
 /*
@@ -90,6 +91,20 @@ TupleTableSlot *
 changes_oldslot(ApplyChanges *ch)
 {
 	return ch->oldslot;
+}
+
+/*
+ * changes_row_tid
+ *		Where the row that the last changes_insert() or changes_update()
+ *		left is (the new version, or the row as it was when it was already
+ *		the new row): the place the next refresh looks first.  A row a
+ *		BEFORE trigger kept from being written leaves a place that is not
+ *		its row, which only costs that refresh a lookup.
+ */
+void
+changes_row_tid(ApplyChanges *ch, ItemPointer tid)
+{
+	*tid = ch->row_tid;
 }
 
 /*
@@ -188,6 +203,7 @@ void
 changes_insert(ApplyChanges *ch, TupleTableSlot *newslot)
 {
 	ExecSimpleRelationInsert(ch->rri, ch->estate, newslot);
+	ch->row_tid = newslot->tts_tid;
 	ch->inserted++;
 	ResetPerTupleExprContext(ch->estate);
 }
@@ -217,9 +233,13 @@ changes_update(ApplyChanges *ch, ItemPointer tid, bool touched,
 		same = row_same_image(ch->shape, target, newslot);
 	}
 	if (same)
+	{
+		ch->row_tid = target->tts_tid;
 		return;
+	}
 	ExecSimpleRelationUpdate(ch->rri, ch->estate, &ch->epqstate, target,
 							 newslot);
+	ch->row_tid = newslot->tts_tid;
 	ch->updated++;
 	ResetPerTupleExprContext(ch->estate);
 }

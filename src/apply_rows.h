@@ -24,6 +24,7 @@ typedef struct ApplyChanges ApplyChanges;
 extern ApplyChanges *changes_begin(Relation rel, const RowShape *shape,
 								   Snapshot snapshot);
 extern TupleTableSlot *changes_oldslot(ApplyChanges *ch);
+extern void changes_row_tid(ApplyChanges *ch, ItemPointer tid);
 extern void changes_counts(ApplyChanges *ch, int64 *inserted,
 						   int64 *updated, int64 *deleted);
 extern void changes_end(ApplyChanges *ch);

@@ -27,7 +27,7 @@
 #include "util.h"
 
 /* the layout of speed_state: bump when it changes */
-#define APPLY_STATE_FORMAT	4
+#define APPLY_STATE_FORMAT	5
 
 /*
  * apply_plan_hash
