@@ -16,6 +16,7 @@ OBJS = \
 	src/apply_delta_apply.o \
 	src/apply_delta_scan.o \
 	src/apply_delta_state.o \
+	src/apply_full.o \
 	src/apply_lookup.o \
 	src/apply_rows.o \
 	src/apply_state.o \

@@ -342,10 +342,10 @@ SELECT serving_layer_forget('dl.srv2');
 SELECT serving_layer_forget('dl.ref2');
 
 -- rows fetched where the last refresh left them (apply_tids.c), looked up
--- in the index when the state does not know where (after a whole
--- comparison) or the place no longer holds the key's row: here a BEFORE
--- trigger kept the refresh from updating one row, so its place is not
--- where that update would have put it
+-- in the index when the state does not know where (a key the whole
+-- comparison inserted) or the place no longer holds the key's row: here a
+-- BEFORE trigger kept the refresh from updating one row, so its place is
+-- not where that update would have put it
 CREATE TABLE tb (k text, v bigint);
 CREATE TABLE ts (k text, v bigint);
 INSERT INTO tb SELECT 'k' || g, g FROM generate_series(1, 200) g;
@@ -354,6 +354,9 @@ SELECT serving_layer_define('dl.tsrv', 'dl.tb', 'dl.ts', mode => 'apply');
 SELECT serving_layer_define('dl.tref', 'dl.tb', 'dl.ts', mode => 'swap');
 SELECT count(*) FROM serving_layer_refresh() WHERE target LIKE 'dl.t%';
 CREATE UNIQUE INDEX ON tsrv (k);
+INSERT INTO ts VALUES ('new1', 1);
+UPDATE ts SET v = v + 1;
+-- defined again: the next refresh compares in full (and updates 20 rows)
 SELECT serving_layer_define('dl.tsrv', 'dl.tb', 'dl.ts', mode => 'apply');
 SELECT changed_rows FROM serving_layer_refresh('dl.tsrv');
 CREATE FUNCTION refresh_t(OUT lookups bigint, OUT changed bigint,
@@ -374,7 +377,8 @@ BEGIN
 		(SELECT * FROM dl.tref EXCEPT ALL SELECT * FROM dl.tsrv)) d;
 END
 $$;
--- the state of a whole comparison knows no places: 20 lookups
+-- the whole comparison noted the places of the rows it saw, not of the
+-- one it inserted: 1 lookup
 UPDATE ts SET v = v + 1;
 SELECT * FROM refresh_t();
 -- then every changed row is where the last refresh put it

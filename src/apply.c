@@ -22,21 +22,8 @@
  *	  the merge is one the C merge does and the table has a unique index on
  *	  the key (apply_lookup.c), only the keys whose speed groups changed are
  *	  recomputed and looked up: the cost follows the change;
- *	- the whole comparison, here, in three steps:
- *	  1. the serving table is scanned once; for each row a hash of its key
- *		 (the key types' hash functions, as GROUP BY groups) and a hash of
- *		 its stored image (as datum_image_eq compares) are kept with its
- *		 TID, 24 bytes a row;
- *	  2. the merge (build.c: in C or by GROUP BY, the rows a swap would
- *		 write) hands each new row here instead of to a new heap; a row
- *		 whose key hash and image hash match a serving row's is unchanged;
- *		 a row whose key equals a serving row's (checked on the stored row)
- *		 but whose image differs is one UPDATE of that row; any other is an
- *		 INSERT;
- *	  3. the serving rows no new row matched are DELETEd (keys gone from
- *		 both layers, or duplicates made by users' DML).
- *	  Two different rows taken for equal need their 64-bit key hashes and
- *	  their 64-bit image hashes to collide at once (apply_compare.c).
+ *	- the whole comparison (apply_full.c): every serving row compared with
+ *	  the merge's rows.
  * Either way every read sees one snapshot, and a refresh that compared in
  * full leaves the state for the next one to follow the change from.
  *
@@ -67,6 +54,7 @@
 #include "apply_batch_watch.h"
 #include "apply_compare.h"
 #include "apply_delta.h"
+#include "apply_full.h"
 #include "apply_lookup.h"
 #include "apply_rows.h"
 #include "apply_state.h"
@@ -76,218 +64,6 @@
 #include "fast_merge_api.h"
 #include "heap_writer.h"
 #include "util.h"
-
-/* One serving row, as step 1 saw it. */
-typedef struct ServingRow
-{
-	uint64		keyhash;
-	uint64		imagehash;
-	ItemPointerData tid;
-	bool		matched;		/* a new row matched it (step 2) */
-	bool		touched;		/* it had an xmax when scanned */
-} ServingRow;
-
-typedef struct FullCompare
-{
-	Relation	rel;
-	RowShape	shape;			/* how its rows are hashed and compared */
-	Snapshot	snapshot;
-
-	/* step 1: the serving rows, and an open-addressing index on keyhash */
-	ServingRow *rows;
-	uint64		nrows;
-	uint64		maxrows;
-	uint32	   *slots;			/* row number + 1, 0 empty */
-	uint64		mask;
-	uint64		next;			/* the row after the last one matched */
-
-	ApplyChanges *ch;			/* steps 2 and 3 */
-	int64		inserted;		/* their counts */
-	int64		updated;
-	int64		deleted;
-	MemoryContext rowcxt;
-} FullCompare;
-
-/*
- * scan_serving
- *		Step 1: remember every serving row's hashes and TID, then index them
- *		by key hash.
- */
-static void
-scan_serving(FullCompare *st)
-{
-	TableScanDesc scan = table_beginscan(st->rel, st->snapshot, 0, NULL);
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(st->rel),
-													&TTSOpsHeapTuple);
-	HeapTuple	tuple;
-	uint64		nslots = 1024;
-
-	st->maxrows = 1024;
-	st->rows = palloc_extended(sizeof(ServingRow) * st->maxrows, MCXT_ALLOC_HUGE);
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		ServingRow *r;
-		MemoryContext oldcxt;
-
-		CHECK_FOR_INTERRUPTS();
-		if (st->nrows == st->maxrows)
-		{
-			st->maxrows *= 2;
-			st->rows = repalloc_huge(st->rows, sizeof(ServingRow) * st->maxrows);
-		}
-		ExecStoreHeapTuple(tuple, slot, false);
-		slot_getallattrs(slot);
-		oldcxt = MemoryContextSwitchTo(st->rowcxt);
-		r = &st->rows[st->nrows++];
-		r->keyhash = row_key_hash(&st->shape, slot->tts_values, slot->tts_isnull);
-		r->imagehash = row_image_hash(&st->shape, slot->tts_values, slot->tts_isnull);
-		r->tid = tuple->t_self;
-		r->matched = false;
-		r->touched = !(tuple->t_data->t_infomask & HEAP_XMAX_INVALID) &&
-			TransactionIdIsValid(HeapTupleHeaderGetRawXmax(tuple->t_data));
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextReset(st->rowcxt);
-	}
-	table_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-
-	if (st->nrows >= (uint64) PG_UINT32_MAX / 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("serving table \"%s\" has too many rows for mode 'apply'",
-						RelationGetRelationName(st->rel))));
-	while (nslots < st->nrows * 2)
-		nslots *= 2;
-	st->mask = nslots - 1;
-	st->slots = palloc_extended(sizeof(uint32) * nslots,
-								MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	for (uint64 n = 0; n < st->nrows; n++)
-	{
-		uint64		i = sl_mix64(st->rows[n].keyhash) & st->mask;
-
-		while (st->slots[i] != 0)
-			i = (i + 1) & st->mask;
-		st->slots[i] = (uint32) (n + 1);
-	}
-}
-
-/*
- * match_row
- *		Whether serving row r is the one of the new row in slot (key hash kh,
- *		image hash ih); if it is, make it the new row.
- */
-static bool
-match_row(FullCompare *st, ServingRow *r, TupleTableSlot *slot, uint64 kh,
-		  uint64 ih)
-{
-	if (r->keyhash != kh || r->matched)
-		return false;
-	if (r->imagehash == ih)
-	{
-		/* the same row, unless someone else is changing it */
-		r->matched = true;
-		if (r->touched)
-		{
-			changes_fetch(st->ch, &r->tid);
-			changes_update(st->ch, &r->tid, true, slot, true);
-		}
-		return true;
-	}
-	changes_fetch(st->ch, &r->tid);
-	if (!row_same_key(&st->shape, changes_oldslot(st->ch), slot))
-		return false;
-	r->matched = true;
-	changes_update(st->ch, &r->tid, r->touched, slot, false);
-	return true;
-}
-
-/*
- * apply_row
- *		Step 2, for one new row of the merge (a slot of the serving table's
- *		type): unchanged, one UPDATE, or one INSERT.
- *
- * The merge mostly produces the rows in the order the serving table stores
- * them (a swap wrote them in that order; an apply moves only the rows it
- * changes), so the row after the last one matched is tried first: it is
- * next in memory, where the index lookup costs a cache miss per row (a
- * third of a refresh's time on 1M rows).
- */
-static void
-apply_row(TupleTableSlot *slot, void *arg)
-{
-	FullCompare *st = arg;
-	MemoryContext oldcxt = MemoryContextSwitchTo(st->rowcxt);
-	uint64		kh;
-	uint64		ih;
-	uint64		i;
-	bool		found = false;
-
-	slot_getallattrs(slot);
-	kh = row_key_hash(&st->shape, slot->tts_values, slot->tts_isnull);
-	ih = row_image_hash(&st->shape, slot->tts_values, slot->tts_isnull);
-	if (st->next < st->nrows &&
-		match_row(st, &st->rows[st->next], slot, kh, ih))
-	{
-		st->next++;
-		found = true;
-	}
-	for (i = sl_mix64(kh) & st->mask; !found && st->slots[i] != 0;
-		 i = (i + 1) & st->mask)
-	{
-		if (match_row(st, &st->rows[st->slots[i] - 1], slot, kh, ih))
-		{
-			st->next = st->slots[i];
-			found = true;
-		}
-	}
-	if (!found)
-		changes_insert(st->ch, slot);
-	MemoryContextSwitchTo(oldcxt);
-	MemoryContextReset(st->rowcxt);
-}
-
-/*
- * delete_unmatched
- *		Step 3: DELETE the serving rows no new row matched.
- */
-static void
-delete_unmatched(FullCompare *st)
-{
-	for (uint64 n = 0; n < st->nrows; n++)
-	{
-		ServingRow *r = &st->rows[n];
-
-		if (r->matched)
-			continue;
-		CHECK_FOR_INTERRUPTS();
-		changes_delete(st->ch, &r->tid, r->touched);
-	}
-}
-
-/*
- * compare_in_full
- *		The whole comparison, steps 1 to 3, under the active snapshot.
- */
-static void
-compare_in_full(FullCompare *st, const MergePlan *plan, BuildResult *result)
-{
-	instr_time	start;
-
-	INSTR_TIME_SET_CURRENT(start);
-	scan_serving(st);
-	result->serving_rows = st->nrows;
-	result->scan_ms += sl_elapsed_ms(start);	/* after any state reads */
-
-	INSTR_TIME_SET_CURRENT(start);
-	st->ch = changes_begin(st->rel, &st->shape, st->snapshot);
-	build_merge_fill(plan, writer_begin_sink(st->rel, apply_row, st), result);
-	delete_unmatched(st);
-	changes_counts(st->ch, &st->inserted, &st->updated, &st->deleted);
-	changes_end(st->ch);
-	result->apply_ms = sl_elapsed_ms(start);
-	pfree(st->rows);
-	pfree(st->slots);
-}
 
 /* the storage (relfilenode) of a relation, 0 for one that has none */
 static Oid
@@ -549,7 +325,7 @@ apply_new_contents(const Definition *def, const MergePlan *plan,
 		/* the half-loaded batch check first: the merge changes the table */
 		if (!guarded)
 			batch_guard_check_first(def, plan);
-		compare_in_full(st, plan, result);
+		compare_in_full(st, plan, result, state);
 		/* every change the log records, this comparison has seen */
 		(void) apply_watch_logged(target_relid, st->snapshot, true);
 		if (state != NULL)

@@ -202,20 +202,6 @@ mark_changed(DeltaScan *ds, uint64 h)
 	ds->changed_keys++;
 }
 
-/* the entry after a saved entry; a length out of the state is an error */
-static char *
-next_entry(char *entry, char *end)
-{
-	uint32		len = delta_entry_length(entry);
-
-	if (len < DELTA_ENTRY_HEADER || len > (Size) (end - entry) ||
-		(delta_entry_has_tid(entry) &&
-		 len < DELTA_ENTRY_HEADER + sizeof(ItemPointerData)))
-		elog(ERROR, "saved state entry of %u bytes with %zu bytes left",
-			 len, (Size) (end - entry));
-	return entry + len;
-}
-
 /*
  * How far delta_compare_speed() looks ahead: the slots of the keys
  * 2 * COMPARE_AHEAD entries on are prefetched, and the groups of those
@@ -253,7 +239,7 @@ delta_compare_speed(DeltaScan *ds, bytea *saved)
 	while (p != NULL && p < end)
 	{
 		char	   *entry = p;
-		char	   *next = next_entry(entry, end);
+		char	   *next = delta_next_entry(entry, end);
 		uint64		h = delta_entry_key_hash(entry);
 		Group	   *g;
 
@@ -262,13 +248,13 @@ delta_compare_speed(DeltaScan *ds, bytea *saved)
 		{
 			group_table_prefetch_slot(&ds->speed,
 									  delta_entry_key_hash(slots_at));
-			slots_at = next_entry(slots_at, end);
+			slots_at = delta_next_entry(slots_at, end);
 		}
 		for (; groups_at < end && ngroups < COMPARE_AHEAD; ngroups++)
 		{
 			group_table_prefetch_group(&ds->speed,
 									   delta_entry_key_hash(groups_at));
-			groups_at = next_entry(groups_at, end);
+			groups_at = delta_next_entry(groups_at, end);
 		}
 		nslots--;
 		ngroups--;

@@ -28,6 +28,12 @@ extern bool delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
 						Snapshot snapshot, KeyLookup *lookup,
 						ApplyChanges *ch);
 extern bytea *delta_state(DeltaScan *ds, int64 version);
+
+/* the place of the serving row of a key (the merge's columns), if known */
+typedef bool (*DeltaPlaceFn) (void *arg, Datum *values, bool *nulls,
+							  ItemPointer tid);
+extern bytea *delta_state_with_places(bytea *state, const MergePlan *plan,
+									  DeltaPlaceFn place_of, void *arg);
 extern int64 delta_rows_found_in_place(DeltaScan *ds);
 extern void delta_end(DeltaScan *ds);
 

@@ -178,6 +178,7 @@ delta_entry_key(char *entry)
 
 extern uint64 delta_group_hash(DeltaScan *ds, Group *g);
 extern char *delta_state_entries(DeltaScan *ds, bytea *saved, char **end);
+extern char *delta_next_entry(char *entry, char *end);
 extern void delta_restore_key(DeltaScan *ds, char **p);
 extern void delta_keep_entry(DeltaScan *ds, char *start, char *end);
 extern void delta_restore_part(DeltaScan *ds, char **p, uint64 keyhash,

@@ -100,6 +100,20 @@ delta_state_entries(DeltaScan *ds, bytea *saved, char **end)
 	return p + STATE_HEADER_SIZE;
 }
 
+/* the entry after a saved entry; a length out of the state is an error */
+char *
+delta_next_entry(char *entry, char *end)
+{
+	uint32		len = delta_entry_length(entry);
+
+	if (len < DELTA_ENTRY_HEADER || len > (Size) (end - entry) ||
+		(delta_entry_has_tid(entry) &&
+		 len < DELTA_ENTRY_HEADER + sizeof(ItemPointerData)))
+		elog(ERROR, "saved state entry of %u bytes with %zu bytes left",
+			 len, (Size) (end - entry));
+	return entry + len;
+}
+
 /* the key columns of a saved entry at *p into ds->values/nulls */
 void
 delta_restore_key(DeltaScan *ds, char **p)
@@ -444,5 +458,88 @@ delta_state(DeltaScan *ds, int64 version)
 	}
 	Assert(p == (char *) out + size);
 	MemoryContextReset(ds->rowcxt);
+	return out;
+}
+
+/*
+ * delta_state_with_places
+ *		The saved state, each entry given the place of its key's serving row
+ *		that place_of() finds (false: none, and an earlier place is
+ *		dropped): after a whole comparison, which saw every serving row, so
+ *		that the next refresh finds the rows of the keys that change without
+ *		a lookup (apply_tids.c).  place_of() receives the key in the merge's
+ *		columns (plan->ncolumns values, the measures NULL).  The state as it
+ *		was when the places would make it too large.
+ */
+bytea *
+delta_state_with_places(bytea *state, const MergePlan *plan,
+						DeltaPlaceFn place_of, void *arg)
+{
+	DeltaScan	ds;
+	MemoryContext rowcxt;
+	MemoryContext oldcxt;
+	char	   *end;
+	char	   *first;
+	char	   *q;
+	Size		nentries = 0;
+	Size		bound;
+	bytea	   *out;
+
+	memset(&ds, 0, sizeof(ds));
+	ds.ncols = plan->ncolumns;
+	ds.cols = fast_columns(plan);
+	ds.values = palloc(sizeof(Datum) * ds.ncols);
+	ds.nulls = palloc(sizeof(bool) * ds.ncols);
+	first = delta_state_entries(&ds, state, &end);
+	if (first == NULL)
+		return state;
+	for (char *e = first; e < end; e = delta_next_entry(e, end))
+		nentries++;
+	bound = VARSIZE_ANY(state) + nentries * sizeof(ItemPointerData);
+	if (bound > MaxAllocSize)
+		return state;
+	out = sl_alloc_large(CurrentMemoryContext, bound, false);
+	q = VARDATA(out);
+	memcpy(q, VARDATA_ANY(state), STATE_HEADER_SIZE);
+	q += STATE_HEADER_SIZE;
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+								   "serving_layer state places",
+								   ALLOCSET_DEFAULT_SIZES);
+	for (char *e = first; e < end;)
+	{
+		char	   *next = delta_next_entry(e, end);
+		char	   *key = delta_entry_key(e);
+		char	   *kp = key;
+		Size		rest = next - key;
+		ItemPointerData tid;
+		bool		found;
+		uint32		len;
+
+		CHECK_FOR_INTERRUPTS();
+		oldcxt = MemoryContextSwitchTo(rowcxt);
+		delta_restore_key(&ds, &kp);
+		found = place_of(arg, ds.values, ds.nulls, &tid) &&
+			ItemPointerIsValid(&tid);
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(rowcxt);
+		len = (uint32) (DELTA_ENTRY_TID + rest +
+						(found ? sizeof(ItemPointerData) : 0));
+		if (found)
+			len |= DELTA_ENTRY_HAS_TID;
+		memcpy(q, &len, sizeof(uint32));
+		memcpy(q + sizeof(uint32), e + sizeof(uint32),
+			   DELTA_ENTRY_TID - sizeof(uint32));
+		q += DELTA_ENTRY_TID;
+		if (found)
+		{
+			memcpy(q, &tid, sizeof(ItemPointerData));
+			q += sizeof(ItemPointerData);
+		}
+		memcpy(q, key, rest);
+		q += rest;
+		e = next;
+	}
+	MemoryContextDelete(rowcxt);
+	SET_VARSIZE(out, q - (char *) out);
 	return out;
 }
