@@ -292,6 +292,33 @@ SET client_min_messages = warning;
 DROP SCHEMA "we""ird" CASCADE;
 RESET client_min_messages;
 
+-- One refresh of a target in mode 'apply' and of its twin in mode 'swap':
+-- the serving table's scans and index lookups during the first, the rows
+-- it changed, and how many rows the two tables differ by.
+CREATE FUNCTION refresh_twins(srv text, ref text, OUT serving_scans bigint,
+							  OUT lookups bigint, OUT changed bigint,
+							  OUT differ bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	s0 bigint;
+	i0 bigint;
+BEGIN
+	s0 := coalesce((SELECT seq_scan FROM pg_stat_xact_user_tables
+					WHERE relid = srv::regclass), 0);
+	i0 := coalesce((SELECT idx_scan FROM pg_stat_xact_user_tables
+					WHERE relid = srv::regclass), 0);
+	SELECT changed_rows INTO changed FROM serving_layer_refresh(srv);
+	serving_scans := coalesce((SELECT seq_scan FROM pg_stat_xact_user_tables
+							   WHERE relid = srv::regclass), 0) - s0;
+	lookups := coalesce((SELECT idx_scan FROM pg_stat_xact_user_tables
+						 WHERE relid = srv::regclass), 0) - i0;
+	PERFORM serving_layer_refresh(ref);
+	EXECUTE format('SELECT count(*) FROM ((SELECT * FROM %1$s EXCEPT ALL SELECT * FROM %2$s)'
+				   ' UNION ALL (SELECT * FROM %2$s EXCEPT ALL SELECT * FROM %1$s)) d',
+				   srv::regclass, ref::regclass) INTO differ;
+END
+$$;
+
 -- integer sums as the state keeps the batch parts (sum_serialize() in
 -- apply_delta_state.c): NULL, zero, negative, around the edges of its
 -- 7-bit groups, the ends of bigint, and past them (the batch part's
@@ -314,29 +341,11 @@ ORDER BY target;
 CREATE UNIQUE INDEX ON srv2 (k);
 SELECT serving_layer_define('dl.srv2', 'dl.sb', 'dl.ss', mode => 'apply');
 SELECT changed_rows FROM serving_layer_refresh('dl.srv2');
-CREATE FUNCTION refresh_sums(OUT serving_scans bigint, OUT changed bigint,
-							 OUT differ bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-	scans0 bigint;
-BEGIN
-	scans0 := coalesce((SELECT seq_scan FROM pg_stat_xact_user_tables
-						WHERE relid = 'dl.srv2'::regclass), 0);
-	SELECT changed_rows INTO changed FROM serving_layer_refresh('dl.srv2');
-	serving_scans := coalesce((SELECT seq_scan FROM pg_stat_xact_user_tables
-							   WHERE relid = 'dl.srv2'::regclass), 0) - scans0;
-	PERFORM serving_layer_refresh('dl.ref2');
-	SELECT count(*) INTO differ FROM (
-		(SELECT * FROM dl.srv2 EXCEPT ALL SELECT * FROM dl.ref2)
-		UNION ALL
-		(SELECT * FROM dl.ref2 EXCEPT ALL SELECT * FROM dl.srv2)) d;
-END
-$$;
 UPDATE ss SET v = v + 1 WHERE k IN ('min', 'under') AND v < 100;
 UPDATE ss SET v = v - 1 WHERE k NOT IN ('min', 'under');
-SELECT * FROM refresh_sums();
+SELECT * FROM refresh_twins('dl.srv2', 'dl.ref2');
 UPDATE ss SET v = v + 1 WHERE k NOT IN ('min', 'under');
-SELECT * FROM refresh_sums();
+SELECT * FROM refresh_twins('dl.srv2', 'dl.ref2');
 SELECT * FROM srv2 ORDER BY k;
 SELECT serving_layer_forget('dl.srv2');
 SELECT serving_layer_forget('dl.ref2');
@@ -359,31 +368,13 @@ UPDATE ts SET v = v + 1;
 -- defined again: the next refresh compares in full (and updates 20 rows)
 SELECT serving_layer_define('dl.tsrv', 'dl.tb', 'dl.ts', mode => 'apply');
 SELECT changed_rows FROM serving_layer_refresh('dl.tsrv');
-CREATE FUNCTION refresh_t(OUT lookups bigint, OUT changed bigint,
-						  OUT differ bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-	i0 bigint;
-BEGIN
-	i0 := coalesce((SELECT idx_scan FROM pg_stat_xact_user_tables
-					WHERE relid = 'dl.tsrv'::regclass), 0);
-	SELECT changed_rows INTO changed FROM serving_layer_refresh('dl.tsrv');
-	lookups := coalesce((SELECT idx_scan FROM pg_stat_xact_user_tables
-						 WHERE relid = 'dl.tsrv'::regclass), 0) - i0;
-	PERFORM serving_layer_refresh('dl.tref');
-	SELECT count(*) INTO differ FROM (
-		(SELECT * FROM dl.tsrv EXCEPT ALL SELECT * FROM dl.tref)
-		UNION ALL
-		(SELECT * FROM dl.tref EXCEPT ALL SELECT * FROM dl.tsrv)) d;
-END
-$$;
 -- the whole comparison noted the places of the rows it saw, not of the
 -- one it inserted: 1 lookup
 UPDATE ts SET v = v + 1;
-SELECT * FROM refresh_t();
+SELECT * FROM refresh_twins('dl.tsrv', 'dl.tref');
 -- then every changed row is where the last refresh put it
 UPDATE ts SET v = v + 1;
-SELECT * FROM refresh_t();
+SELECT * FROM refresh_twins('dl.tsrv', 'dl.tref');
 CREATE FUNCTION keep_k1() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	RETURN CASE WHEN NEW.k = 'k1' THEN NULL ELSE NEW END;
@@ -392,10 +383,10 @@ $$;
 CREATE TRIGGER keep_k1 BEFORE UPDATE ON tsrv FOR EACH ROW
 	EXECUTE FUNCTION keep_k1();
 UPDATE ts SET v = v + 1;
-SELECT * FROM refresh_t();		-- k1's row kept as it was: it differs
+SELECT * FROM refresh_twins('dl.tsrv', 'dl.tref');		-- k1's row kept as it was: it differs
 DROP TRIGGER keep_k1 ON tsrv;
 UPDATE ts SET v = v + 1;
-SELECT * FROM refresh_t();		-- k1 found again and put right
+SELECT * FROM refresh_twins('dl.tsrv', 'dl.tref');		-- k1 found again and put right
 SELECT * FROM tsrv WHERE k IN ('k1', 'k11') ORDER BY k;
 -- a place is only where to look first: swapped between the first two
 -- entries of the state (apply_delta_state.c's layout: a 9-byte header,
@@ -427,7 +418,24 @@ END
 $$;
 SELECT swap_places();
 UPDATE ts SET v = v + 1;
-SELECT * FROM refresh_t();
+SELECT * FROM refresh_twins('dl.tsrv', 'dl.tref');
+-- a state whose bytes do not hold together (its first entry's length runs
+-- past its end) is an error, data_corrupted, that says what to do, and the
+-- table stays as it was
+UPDATE serving_layer_apply_state
+SET speed_state = overlay(speed_state PLACING '\xffffff7f'::bytea FROM 10 FOR 4)
+WHERE target_schema = 'dl' AND target_name = 'tsrv';
+UPDATE ts SET v = v + 1;
+DO $$
+BEGIN
+	PERFORM serving_layer_refresh('dl.tsrv');
+EXCEPTION WHEN data_corrupted THEN
+	RAISE NOTICE 'data_corrupted: %', SQLERRM;
+END
+$$;
+SELECT * FROM tsrv WHERE k IN ('k1', 'k11') ORDER BY k;
+SELECT serving_layer_define('dl.tsrv', 'dl.tb', 'dl.ts', mode => 'apply');
+SELECT * FROM refresh_twins('dl.tsrv', 'dl.tref');
 SELECT serving_layer_forget('dl.tsrv');
 SELECT serving_layer_forget('dl.tref');
 

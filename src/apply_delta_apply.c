@@ -25,7 +25,8 @@
  * find_serving_row
  *		The serving row of the key in key (the key of the next row,
  *		ds->row_keyhash), into found: where the saved state or this refresh
- *		noted it, if it is still there (apply_tids.c), else through the
+ *		noted it, if a row the snapshot sees is there and has that key (the
+ *		unique index allows one such row; apply_tids.c), else through the
  *		index.  False if the key has none.
  */
 static bool
@@ -34,7 +35,8 @@ find_serving_row(DeltaScan *ds, TupleTableSlot *key, TupleTableSlot *found)
 	ItemPointerData tid;
 
 	if (tidmap_get(ds->tids, ds->row_keyhash, &tid) &&
-		lookup_fetch_at(ds->lookup, &tid, key, found))
+		lookup_fetch_at(ds->lookup, &tid, found) &&
+		row_same_key(ds->shape, key, found))
 	{
 		ds->tid_hits++;
 		return true;

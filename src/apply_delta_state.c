@@ -109,8 +109,12 @@ delta_next_entry(char *entry, char *end)
 	if (len < DELTA_ENTRY_HEADER || len > (Size) (end - entry) ||
 		(delta_entry_has_tid(entry) &&
 		 len < DELTA_ENTRY_HEADER + sizeof(ItemPointerData)))
-		elog(ERROR, "saved state entry of %u bytes with %zu bytes left",
-			 len, (Size) (end - entry));
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the state a refresh in mode 'apply' saved is corrupt"),
+				 errdetail("An entry of %u bytes has %zu bytes of the state left.",
+						   len, (Size) (end - entry)),
+				 errhint("Define the target again with serving_layer_define(): its next refresh compares in full.")));
 	return entry + len;
 }
 

@@ -130,7 +130,6 @@ lookup_begin(Relation rel, Oid indexid, Snapshot snapshot)
 	lk->eqproc = palloc(sizeof(RegProcedure) * lk->nkeys);
 	lk->opcintype = palloc(sizeof(Oid) * lk->nkeys);
 	lk->collation = palloc(sizeof(Oid) * lk->nkeys);
-	lk->eqfn = palloc(sizeof(FmgrInfo) * lk->nkeys);
 	lk->skeys = palloc(sizeof(ScanKeyData) * lk->nkeys);
 	for (int j = 0; j < lk->nkeys; j++)
 	{
@@ -142,7 +141,6 @@ lookup_begin(Relation rel, Oid indexid, Snapshot snapshot)
 													   opcintype, opcintype,
 													   BTEqualStrategyNumber));
 		lk->collation[j] = lk->index->rd_indcollation[j];
-		fmgr_info(lk->eqproc[j], &lk->eqfn[j]);
 	}
 	lk->scan = index_scan_begin(rel, lk->index, snapshot, lk->nkeys);
 	lk->rel = rel;
@@ -195,41 +193,20 @@ lookup_fetch(KeyLookup *lk, TupleTableSlot *key, TupleTableSlot *found)
 
 /*
  * lookup_fetch_at
- *		The serving row at tid into found, if it is the row of the key in
- *		key (a slot of the serving table's type): a row version the
- *		lookups' snapshot sees, whose key the index's equality finds equal
- *		(NULL equal to NULL), which the unique index makes the only one.
- *		For a key whose row a refresh noted the place of (apply_tids.c): one
- *		buffer read instead of a descent of the index.  False when it is
- *		not, the place being past the table's end, empty, another version,
- *		or another key's row: the caller then looks the key up.
+ *		The serving row at tid, into found, if the lookups' snapshot sees a
+ *		version there: for a key whose row a refresh noted the place of
+ *		(apply_tids.c), one buffer read instead of a descent of the index.
+ *		False when the place is past the table's end, empty or holds no
+ *		visible version.  Whether the row is the key's is the caller's to
+ *		check (row_same_key(): the index's equality is the keys' default
+ *		one, lookup_find_index()).
  */
 bool
-lookup_fetch_at(KeyLookup *lk, ItemPointer tid, TupleTableSlot *key,
-				TupleTableSlot *found)
+lookup_fetch_at(KeyLookup *lk, ItemPointer tid, TupleTableSlot *found)
 {
-	if (!ItemPointerIsValid(tid) ||
-		ItemPointerGetBlockNumber(tid) >= lk->nblocks ||
-		!table_tuple_fetch_row_version(lk->rel, tid, lk->snapshot, found))
-		return false;
-	slot_getallattrs(key);
-	slot_getallattrs(found);
-	for (int j = 0; j < lk->nkeys; j++)
-	{
-		AttrNumber	att = lk->heapatt[j];
-
-		if (key->tts_isnull[att] || found->tts_isnull[att])
-		{
-			if (key->tts_isnull[att] != found->tts_isnull[att])
-				return false;
-			continue;
-		}
-		if (!DatumGetBool(FunctionCall2Coll(&lk->eqfn[j], lk->collation[j],
-											found->tts_values[att],
-											key->tts_values[att])))
-			return false;
-	}
-	return true;
+	return ItemPointerIsValid(tid) &&
+		ItemPointerGetBlockNumber(tid) < lk->nblocks &&
+		table_tuple_fetch_row_version(lk->rel, tid, lk->snapshot, found);
 }
 
 /*

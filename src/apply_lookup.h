@@ -12,7 +12,6 @@
 #include "access/genam.h"
 #include "access/skey.h"
 #include "executor/tuptable.h"
-#include "fmgr.h"
 #include "storage/block.h"
 #include "storage/itemptr.h"
 #include "utils/relcache.h"
@@ -32,7 +31,6 @@ typedef struct KeyLookup
 	RegProcedure *eqproc;		/* its equality function */
 	Oid		   *opcintype;
 	Oid		   *collation;
-	FmgrInfo   *eqfn;			/* eqproc, for lookup_fetch_at() */
 	ScanKeyData *skeys;
 	Relation	rel;
 	Snapshot	snapshot;
@@ -45,7 +43,7 @@ extern KeyLookup *lookup_begin(Relation rel, Oid indexid, Snapshot snapshot);
 extern bool lookup_fetch(KeyLookup *lk, TupleTableSlot *key,
 						 TupleTableSlot *found);
 extern bool lookup_fetch_at(KeyLookup *lk, ItemPointer tid,
-							TupleTableSlot *key, TupleTableSlot *found);
+							TupleTableSlot *found);
 extern SortSupport lookup_key_order(KeyLookup *lk);
 extern void lookup_end(KeyLookup *lk);
 

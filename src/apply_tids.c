@@ -10,10 +10,10 @@
  * layer.  But the last refresh that changed the key knew where its row
  * then was, and the saved state keeps that place (the tuple's TID) with
  * the key's entry.  The next refresh fetches the row there instead, and
- * takes it only if it is still the key's row (apply_lookup.c's
- * lookup_fetch_at(); else it looks the key up as before): nothing but the
- * refreshes changes the table while the state is used (apply_watch.c), a
- * VACUUM FULL or CLUSTER gives it a new relfilenode (which the state
+ * takes it only if it is still the key's row (find_serving_row() in
+ * apply_delta_apply.c; else it looks the key up as before): nothing but
+ * the refreshes changes the table while the state is used (apply_watch.c),
+ * a VACUUM FULL or CLUSTER gives it a new relfilenode (which the state
  * notes), and a plain VACUUM never moves a row.
  *
  * The map holds the places of the keys the refresh compares (the changed
