@@ -7,8 +7,8 @@
 # apply.sh's layout at N keys (2M) with a second 'apply' target s_apply2 on
 # the same layers, then ROUNDS (12) times: a floor (plain copy), then for
 # each build in turn (A B in odd rounds, B A in even ones) the build
-# installed, apply.sh's "1 %" change, a CHECKPOINT and a refresh of the
-# build's own target (A: s_apply, B: s_apply2) in a new session, then the
+# installed, apply.sh's "1 %" change (--change 10pct: its "10 %", every
+# speed row), a CHECKPOINT and a refresh of the build's own target (A: s_apply, B: s_apply2) in a new session, then the
 # change again and a refresh without the CHECKPOINT ("warm").  Each build
 # refreshes its own target, so that builds that save the state in different
 # formats never read each other's.  Prints the medians of each build's
@@ -17,7 +17,7 @@
 # out of them (a build's first refresh may compare in full).  Raw logs go to
 # test/bench/out/apply_ab/.
 #
-#   test/bench/apply_ab.sh [--n N] [--rounds R] REV_A REV_B
+#   test/bench/apply_ab.sh [--n N] [--rounds R] [--change 1pct|10pct] REV_A REV_B
 #
 # Both revisions must install the same extension version (the refreshes
 # run the installed SQL objects with each build's library).  Leaves REV_B
@@ -28,11 +28,13 @@ set -euo pipefail
 
 N=2000000
 ROUNDS=12
+CHANGE=1pct
 REVS=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--n) N=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
+	--change) CHANGE=$2; shift ;;
 	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown argument '$1' (see --help)" ;;
 	*) REVS+=("$1") ;;
@@ -40,6 +42,11 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ ${#REVS[@]} = 2 ] || die "give two git revisions (see --help)"
+case "$CHANGE" in
+1pct) CHANGE_SQL=$APPLY_CHANGE_1PCT_SQL ;;
+10pct) CHANGE_SQL=$APPLY_CHANGE_10PCT_SQL ;;
+*) die "--change takes 1pct or 10pct, not '$CHANGE'" ;;
+esac
 
 OUT=$BENCH_OUT/apply_ab
 RAW=$OUT/raw
@@ -74,14 +81,14 @@ bq -c "SELECT serving_layer_define('s_apply2', 'batch_layer', 'speed_layer', mod
 	-c "SELECT count(*) FROM serving_layer_refresh('s_apply2')" \
 	-c "VACUUM ANALYZE s_apply2" >/dev/null
 
-# One timed run: scenario $1 (floor, 1pct, 1pct_warm) of build $2 (- for
+# One timed run: scenario $1 (floor, $CHANGE, ${CHANGE}_warm) of build $2 (- for
 # the floor) in round $3; a line of $TSV: scenario, build, round, seconds,
 # delta ms, apply ms.
 timed_run() {
 	local sc=$1 b=$2 round=$3 f=$RAW/${1}_${2}_${3}.log
-	[ "$sc" = floor ] || bq -c "$APPLY_CHANGE_1PCT_SQL" >/dev/null
+	[ "$sc" = floor ] || bq -c "$CHANGE_SQL" >/dev/null
 	bq -c 'VACUUM speed_layer, s_apply, s_apply2' >/dev/null
-	[ "$sc" = 1pct_warm ] || bq -c CHECKPOINT >/dev/null
+	[ "$sc" = "${CHANGE}_warm" ] || bq -c CHECKPOINT >/dev/null
 	[ "$b" = - ] || use "$b"
 	{
 		printf '%s\n' 'SET serving_layer.progress = on;' '\timing on'
@@ -103,8 +110,8 @@ for round in $(seq 1 "$ROUNDS"); do
 	log "round $round: floor, then ${order[*]}"
 	timed_run floor - "$round"
 	for b in "${order[@]}"; do
-		timed_run 1pct "$b" "$round"
-		timed_run 1pct_warm "$b" "$round"
+		timed_run "$CHANGE" "$b" "$round"
+		timed_run "${CHANGE}_warm" "$b" "$round"
 	done
 done
 
@@ -133,7 +140,7 @@ paired() {
 	echo
 	echo "| refresh | A | B | B - A, paired median |"
 	echo "|---|---|---|---|"
-	for sc in 1pct 1pct_warm; do
+	for sc in "$CHANGE" "${CHANGE}_warm"; do
 		printf '| %s, s | %s | %s | %s |\n' "$sc" "$(med "$sc" A 4)" "$(med "$sc" B 4)" "$(paired "$sc" 4)"
 		printf '| %s, delta phase ms | %s | %s | %s |\n' "$sc" "$(med "$sc" A 5)" "$(med "$sc" B 5)" "$(paired "$sc" 5)"
 		printf '| %s, apply phase ms | %s | %s | %s |\n' "$sc" "$(med "$sc" A 6)" "$(med "$sc" B 6)" "$(paired "$sc" 6)"
