@@ -236,12 +236,20 @@ SET serving_layer.apply_find_rows = index;
 UPDATE s SET v = v + 1;
 SELECT * FROM found_by();
 -- auto: one key changed of 3,300 is looked up; every speed key (a sixth of
--- the table) costs less scanned
+-- the table) is fetched where the last refresh left its row, neither
+-- scanned nor looked up; 200 keys new to both layers, whose rows no refresh
+-- has placed, cost less scanned than looked up (then they go again, their
+-- rows deleted where they were inserted)
 RESET serving_layer.apply_find_rows;
 UPDATE s SET v = v + 1 WHERE k = 'k3004';
 SELECT * FROM found_by();
 UPDATE s SET v = v + 1;
 SELECT * FROM found_by();
+INSERT INTO s SELECT 'auto' || g, 0, g, 1, 1, 1 FROM generate_series(1, 200) g;
+SELECT * FROM found_by();
+DELETE FROM s WHERE k LIKE 'auto%';
+SELECT * FROM found_by();
+SELECT count(*) AS auto_rows FROM srv WHERE k LIKE 'auto%';
 -- keys new to both layers (inserted), batch keys with NULL key parts
 -- (updated: the scan finds their rows), then the new keys gone again
 -- (deleted)

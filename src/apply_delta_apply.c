@@ -262,7 +262,7 @@ delta_apply_group(DeltaScan *ds, Group *sg, TupleTableSlot *found,
 }
 
 /*
- * The order apply_in_index_order() looks keys up in: per index column,
+ * The order apply_in_order() looks keys up in: per index column,
  * its merge column and, for a type without collation, the index's sort
  * support; a collatable key (text) is ordered by its bytes, which is the
  * index's order under the C collation and near it under most others, at
@@ -336,20 +336,81 @@ cmp_by_index_key(const void *a, const void *b, void *arg)
 }
 
 /*
- * apply_in_index_order
- *		The changed speed groups, each applied after an index lookup of its
- *		key, in (about) the index's key order: the lookups then walk the
- *		index's leaf pages from left to right, each page while it is still
- *		in the CPU's caches, rather than one at random each.  Measured at
- *		2M keys, 1 % of them changed: the apply phase 267 -> 222 ms
- *		(test/bench/report/apply.md).
+ * A changed speed group to apply and the place its key's serving row was
+ * left in, if a refresh noted it (apply_tids.c).
+ */
+typedef struct ChangedGroup
+{
+	Group	   *g;
+	ItemPointerData tid;
+	bool		placed;
+} ChangedGroup;
+
+/*
+ * The order apply_in_order() applies the changed groups in: those with a
+ * place first, in the table's order (each page read once, and the pages
+ * the updates dirty dirtied together), then the others in the index's.
+ */
+static int
+cmp_changed(const void *a, const void *b, void *arg)
+{
+	const ChangedGroup *x = a;
+	const ChangedGroup *y = b;
+
+	if (x->placed != y->placed)
+		return x->placed ? -1 : 1;
+	if (x->placed)
+		return ItemPointerCompare((ItemPointer) &x->tid,
+								  (ItemPointer) &y->tid);
+	return cmp_by_index_key(&x->g, &y->g, arg);
+}
+
+/*
+ * changed_groups
+ *		The changed speed groups not applied yet, each with the place of its
+ *		key's serving row if one is known; their number in *n and of those
+ *		with a place in *nplaced.
+ */
+static ChangedGroup *
+changed_groups(DeltaScan *ds, uint64 *n, uint64 *nplaced)
+{
+	ChangedGroup *todo;
+
+	todo = palloc_extended(sizeof(ChangedGroup) * Max(ds->speed.count, 1),
+						   MCXT_ALLOC_HUGE);
+	*n = 0;
+	*nplaced = 0;
+	for (uint64 i = 0; i <= ds->speed.mask; i++)
+	{
+		Group	   *sg = ds->speed.groups[i];
+		ChangedGroup *c;
+
+		if (ds->speed.tags[i] == 0 || !sg->matched || sg->applied)
+			continue;
+		c = &todo[(*n)++];
+		c->g = sg;
+		c->placed = tidmap_get(ds->tids, sg->hash, &c->tid);
+		if (c->placed)
+			(*nplaced)++;
+	}
+	return todo;
+}
+
+/*
+ * apply_in_order
+ *		The changed speed groups in todo (n of them), each applied to its
+ *		key's serving row: fetched where a refresh left it, in the table's
+ *		order, or looked up in the index, in (about) the index's key order.
+ *		Fetches in the table's order read each page once; lookups in the
+ *		key order walk the index's leaf pages from left to right, each page
+ *		while it is still in the CPU's caches, rather than one at random
+ *		each (measured at 2M keys, 1 % of them changed: the apply phase 267
+ *		-> 222 ms, test/bench/report/apply.md).
  */
 static void
-apply_in_index_order(DeltaScan *ds)
+apply_in_order(DeltaScan *ds, ChangedGroup *todo, uint64 n)
 {
 	LookupOrder lo;
-	Group	  **todo;
-	uint64		n = 0;
 
 	lo.nkeys = ds->lookup->nkeys;
 	lo.col = palloc(sizeof(FastColumn *) * lo.nkeys);
@@ -362,22 +423,12 @@ apply_in_index_order(DeltaScan *ds)
 				lo.col[j] = &ds->cols[i];
 			}
 	lo.ssup = lookup_key_order(ds->lookup);
-	todo = palloc_extended(sizeof(Group *) * Max(ds->speed.count, 1),
-						   MCXT_ALLOC_HUGE);
-	for (uint64 i = 0; i <= ds->speed.mask; i++)
-	{
-		Group	   *sg = ds->speed.groups[i];
-
-		if (ds->speed.tags[i] != 0 && sg->matched && !sg->applied)
-			todo[n++] = sg;
-	}
-	qsort_arg(todo, n, sizeof(Group *), cmp_by_index_key, &lo);
+	qsort_arg(todo, n, sizeof(ChangedGroup), cmp_changed, &lo);
 	for (uint64 k = 0; k < n; k++)
 	{
-		delta_apply_group(ds, todo[k], NULL, false);
-		todo[k]->applied = true;
+		delta_apply_group(ds, todo[k].g, NULL, false);
+		todo[k].g->applied = true;
 	}
-	pfree(todo);
 }
 
 /*
@@ -385,9 +436,10 @@ apply_in_index_order(DeltaScan *ds)
  *		Step 3: the changed keys' new rows compared and applied: the changed
  *		speed groups, each merged with its key's batch part, then the keys
  *		gone from the speed layer, as their batch part alone or, without
- *		one, deleted.  When many keys changed, their serving rows are found
- *		by one scan of the table (apply_delta_scan.c) rather than one index
- *		lookup each; true if they were.
+ *		one, deleted.  When many keys changed whose rows' places are not
+ *		known, their serving rows are found by one scan of the table
+ *		(apply_delta_scan.c) rather than one index lookup each; true if
+ *		they were.
  */
 bool
 delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
@@ -397,6 +449,9 @@ delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			live = 0;
 	bool		scanned;
+	ChangedGroup *todo;
+	uint64		n;
+	uint64		nplaced;
 
 	ds->shape = shape;
 	ds->lookup = lookup;
@@ -407,11 +462,13 @@ delta_apply(DeltaScan *ds, Relation rel, const RowShape *shape,
 			ds->servatt[live++] = a;
 	ds->keyslot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
 	ds->writer = writer_begin_sink(rel, changed_row, ds);
-	scanned = delta_scan_pays(ds, rel);
+	todo = changed_groups(ds, &n, &nplaced);
+	scanned = delta_scan_pays(rel, n - nplaced, nplaced);
 	if (scanned)
 		delta_scan_apply(ds, rel, snapshot);
 	else
-		apply_in_index_order(ds);
+		apply_in_order(ds, todo, n);
+	pfree(todo);
 	for (uint64 i = 0; i <= ds->speed.mask; i++)
 	{
 		Group	   *sg = ds->speed.groups[i];

@@ -106,7 +106,8 @@ extern void delta_apply_group(DeltaScan *ds, Group *sg, TupleTableSlot *found,
 							  bool absent);
 
 /* apply_delta_scan.c */
-extern bool delta_scan_pays(DeltaScan *ds, Relation rel);
+extern bool delta_scan_pays(Relation rel, uint64 nlookups,
+							uint64 nplaced);
 extern void delta_scan_apply(DeltaScan *ds, Relation rel, Snapshot snapshot);
 
 /*

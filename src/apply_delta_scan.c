@@ -37,6 +37,7 @@
  * (test/bench/apply.sh); only their ratios matter.
  */
 #define LOOKUP_COST		5000.0
+#define PLACED_COST		500.0
 #define PAGE_COST		1000.0
 #define ROW_COST		150.0
 /* rows a page is taken to hold when the table has no statistics */
@@ -44,13 +45,15 @@
 
 /*
  * delta_scan_pays
- *		Whether a scan of the serving table costs less than looking up each
- *		changed key: by the table's pages (exact) and rows (its statistics,
- *		or a guess from its pages before it has any), unless
- *		serving_layer.apply_find_rows says which.
+ *		Whether a scan of the serving table costs less than finding the rows
+ *		of the changed keys one by one: nlookups looked up in the index,
+ *		nplaced fetched where a refresh left them (apply_tids.c); by the
+ *		table's pages (exact) and rows (its statistics, or a guess from its
+ *		pages before it has any), unless serving_layer.apply_find_rows says
+ *		which.
  */
 bool
-delta_scan_pays(DeltaScan *ds, Relation rel)
+delta_scan_pays(Relation rel, uint64 nlookups, uint64 nplaced)
 {
 	double		pages;
 	double		rows;
@@ -61,7 +64,7 @@ delta_scan_pays(DeltaScan *ds, Relation rel)
 	rows = rel->rd_rel->reltuples;
 	if (rows < 0)
 		rows = pages * ROWS_PER_PAGE_GUESS;
-	return (double) ds->changed_keys * LOOKUP_COST >
+	return (double) nlookups * LOOKUP_COST + (double) nplaced * PLACED_COST >
 		pages * PAGE_COST + rows * ROW_COST;
 }
 
